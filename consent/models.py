@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tenants import profiles
+from tenants.models import Tenant
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def usable(self) -> InvitationQuerySet:
+        """Open and not yet expired: the customer can still start consent from it."""
+        return self.filter(status=Invitation.Status.OPEN, expires_at__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """An admin's request to one customer: "grant our app consent in your tenant"."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        USED = "used", "Used"
+        REVOKED = "revoked", "Revoked"
+
+    # The customer's link carries this: 122 random bits, and it is all the link reveals.
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer_name = models.CharField(max_length=200)
+    # Consent is accepted only from this tenant. An expected domain is resolved to its tenant
+    # id when the invitation is created, so the binding is always to a GUID.
+    expected_tenant_id = models.UUIDField(null=True, blank=True)
+    expected_domain = models.CharField(max_length=253, blank=True)
+    access_profile = models.CharField(
+        max_length=64, choices=profiles.CHOICES, default=profiles.DEFAULT_PROFILE
+    )
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_by = models.CharField(max_length=254)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations"
+    )
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The invitations list: by status, soonest expiry first.
+            models.Index(fields=["status", "expires_at"], name="invitation_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_name} ({self.get_status_display()})"
+
+    @property
+    def profile(self) -> profiles.AccessProfile:
+        return profiles.get(self.access_profile)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.OPEN and not self.is_expired
+
+    @property
+    def display_status(self) -> str:
+        if self.status == self.Status.OPEN and self.is_expired:
+            return "Expired"
+        return self.get_status_display()
+
+    def issue_ticket(self) -> tuple[ConsentTicket, str]:
+        """A new single-use `state` for one trip to Entra's consent page.
+
+        Returns the ticket and the plain `state` value; only its hash is stored.
+        """
+        state = secrets.token_urlsafe(32)  # 256 random bits
+        ttl = timedelta(seconds=settings.CONSENT_STATE_TTL)
+        ticket = ConsentTicket.objects.create(
+            invitation=self,
+            state_hash=ConsentTicket.hash(state),
+            expected_tenant_id=self.expected_tenant_id,
+            expires_at=min(timezone.now() + ttl, self.expires_at),
+        )
+        return ticket, state
+
+
+class ConsentTicket(models.Model):
+    """The `state` of one admin-consent request: single use, expiring, bound to an invitation
+    and the tenant it expects."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tickets")
+    state_hash = models.CharField(max_length=64, unique=True)
+    expected_tenant_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    # What the callback that redeemed it said: "consented", "declined", "tenant_mismatch".
+    result = models.CharField(max_length=32, blank=True)
+    tenant_id = models.UUIDField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ticket for {self.invitation}"
+
+    @staticmethod
+    def hash(state: str) -> str:
+        return hashlib.sha256(state.encode("ascii")).hexdigest()
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    def redeem(self, result: str, tenant_id: uuid.UUID | None = None) -> bool:
+        """Mark the ticket used, once: False when another request redeemed it first."""
+        now = timezone.now()
+        claimed = ConsentTicket.objects.filter(pk=self.pk, used_at__isnull=True).update(
+            used_at=now, result=result, tenant_id=tenant_id
+        )
+        if claimed:
+            self.used_at, self.result, self.tenant_id = now, result, tenant_id
+        return claimed == 1

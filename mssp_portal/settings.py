@@ -1,0 +1,210 @@
+"""MSSP Portal settings: one module, configured from the environment (see .env.example).
+
+Defaults make `manage.py runserver` work on SQLite with no setup; production is configured
+by environment variables only, and the system checks in `mssp_portal.checks` refuse to start
+a deployment whose Entra configuration is missing or malformed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from csp.constants import NONE, SELF
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Development-only key: the mssp_portal.E001 check refuses it when DEBUG is off.
+DEV_SECRET_KEY = "dev-insecure-only-for-local-runserver"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# The portal's public origin. Redirect URIs registered on the app are built from it, never
+# from the request's Host header.
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
+# Production serves over https only; this switches on HSTS, secure cookies and the redirect.
+PORTAL_HTTPS = env.bool("PORTAL_HTTPS", default=PORTAL_BASE_URL.startswith("https://"))
+MSSP_NAME = env.str("MSSP_NAME", default="Fabrikam Security")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "csp",
+    "django_tasks",
+    "django_tasks_db",
+    "mssp_portal",
+    "audit",
+    "accounts",
+    "tenants",
+    "consent",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "mssp_portal.urls"
+WSGI_APPLICATION = "mssp_portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "mssp_portal.context_processors.portal",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers queue up instead of failing with "database is locked" mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Entra -------------------------------------------------------------------------------
+# Which cloud the portal talks to: public, usgov, china or sandbox (see mssp_portal/clouds.py).
+ENTRA_CLOUD = env.str("ENTRA_CLOUD", default="public")
+ENTRA_HOME_TENANT_ID = env.str("ENTRA_HOME_TENANT_ID", default="")
+ENTRA_APP_CLIENT_ID = env.str("ENTRA_APP_CLIENT_ID", default="")
+ENTRA_MANAGED_IDENTITY_CLIENT_ID = env.str("ENTRA_MANAGED_IDENTITY_CLIENT_ID", default="")
+# Kubernetes workload identity: read the assertion from this projected token file instead of
+# asking a managed-identity endpoint.
+ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE = env.str("ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE", default="")
+# Extra CA bundle for TLS to Entra and the resource APIs (the sandbox's throwaway CA).
+ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default="")
+# The sandbox cloud reads the very variables `python -m entra_sandbox serve` prints.
+SANDBOX = {
+    "authority": env.str("AZURE_AUTHORITY_HOST", default=""),
+    "login": env.str("SANDBOX_LOGIN_URL", default=""),
+    "graph": env.str("SANDBOX_GRAPH_URL", default=""),
+    "defender": env.str("SANDBOX_DEFENDER_URL", default=""),
+    "mde": env.str("SANDBOX_MDE_URL", default=""),
+    "arm": env.str("SANDBOX_ARM_URL", default=""),
+    "loganalytics": env.str("SANDBOX_LOGANALYTICS_URL", default=""),
+}
+
+# --- Consent -----------------------------------------------------------------------------
+# How long one "Grant admin consent" click stays redeemable (the `state` ticket).
+CONSENT_STATE_TTL = env.int("CONSENT_STATE_TTL", default=3600)
+INVITATION_DEFAULT_DAYS = env.int("INVITATION_DEFAULT_DAYS", default=14)
+
+# --- Verification ------------------------------------------------------------------------
+VERIFY_INTERVAL = env.int("VERIFY_INTERVAL", default=6 * 3600)
+VERIFY_CONCURRENCY = env.int("VERIFY_CONCURRENCY", default=16)
+VERIFY_LEASE = env.int("VERIFY_LEASE", default=300)
+VERIFY_HTTP_TIMEOUT = env.float("VERIFY_HTTP_TIMEOUT", default=10.0)
+
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+
+# --- Sessions, cookies and security headers ----------------------------------------------
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = env.int("SESSION_ABSOLUTE_TIMEOUT", default=8 * 3600)
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = [PORTAL_BASE_URL]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "tenants:dashboard"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PORTAL_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # __Host- cookies: Secure, no Domain, path / — not settable by a sibling subdomain.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        # Pages whose form is redirected on to Entra's sign-in host ("Grant admin consent",
+        # staff sign-in) add that host per response: browsers apply form-action to redirects.
+        "form-action": [SELF],
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # azure-core logs request URLs and headers at INFO; the portal logs its own outcomes.
+        "azure": {"level": "WARNING"},
+        "msal": {"level": "WARNING"},
+    },
+}

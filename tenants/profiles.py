@@ -1,0 +1,117 @@
+"""Access profiles: what the MSSP needs in a customer tenant, per resource, in words.
+
+Admin consent grants everything the app registration requests; a profile is the subset the
+portal then *verifies* for a tenant. Application permissions are checked against the token's
+`roles`; Azure Resource Manager and Logs Ingestion are governed by Azure RBAC role
+assignments instead, which no token carries, so for those the probe alone decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Requirement:
+    resource: str  # a key of mssp_portal.clouds.RESOURCE_KEYS
+    permissions: tuple[str, ...] = ()  # application permissions (app roles) required
+    rbac_role: str = ""  # an Azure RBAC role the customer assigns instead
+    why: str = ""  # what the MSSP does with it, in the customer's words
+
+
+@dataclass(frozen=True)
+class AccessProfile:
+    key: str
+    name: str
+    summary: str
+    requirements: tuple[Requirement, ...] = field(default_factory=tuple)
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        return tuple(r.resource for r in self.requirements)
+
+
+_ORGANIZATION = Requirement(
+    "graph",
+    ("Organization.Read.All",),
+    why="read your organisation's name and verified domains, to confirm we reached the "
+    "right tenant",
+)
+
+PROFILES: dict[str, AccessProfile] = {
+    profile.key: profile
+    for profile in (
+        AccessProfile(
+            key="defender-xdr-readonly",
+            name="Defender XDR — read-only",
+            summary="Read security incidents and alerts from Microsoft Defender XDR.",
+            requirements=(
+                _ORGANIZATION,
+                Requirement(
+                    "defender",
+                    ("Incident.Read.All",),
+                    why="read incidents and their alerts; nothing is changed",
+                ),
+            ),
+        ),
+        AccessProfile(
+            key="graph-reporting",
+            name="Graph reporting",
+            summary="Read directory and usage reports from Microsoft Graph.",
+            requirements=(_ORGANIZATION,),
+        ),
+        AccessProfile(
+            key="mde-indicators",
+            name="Defender for Endpoint indicators",
+            summary="Manage threat indicators (block and allow lists) in Defender for Endpoint.",
+            requirements=(
+                _ORGANIZATION,
+                Requirement(
+                    "mde",
+                    ("Ti.ReadWrite.All",),
+                    why="create, update and remove indicators of compromise",
+                ),
+            ),
+        ),
+        AccessProfile(
+            key="log-analytics-ingestion",
+            name="Log Analytics ingestion",
+            summary="Send security logs into a Log Analytics workspace of yours.",
+            requirements=(
+                _ORGANIZATION,
+                Requirement(
+                    "loganalytics",
+                    rbac_role="Monitoring Metrics Publisher",
+                    why="send log records to your data collection rule; we cannot read them back",
+                ),
+            ),
+        ),
+        AccessProfile(
+            key="full-soc",
+            name="Full SOC service",
+            summary="Incidents, indicators, subscription inventory and log ingestion.",
+            requirements=(
+                _ORGANIZATION,
+                Requirement("defender", ("Incident.Read.All",), why="read incidents"),
+                Requirement("mde", ("Ti.ReadWrite.All",), why="manage indicators"),
+                Requirement(
+                    "arm",
+                    rbac_role="Reader",
+                    why="list your Azure subscriptions and their resources, read-only",
+                ),
+                Requirement(
+                    "loganalytics",
+                    rbac_role="Monitoring Metrics Publisher",
+                    why="send log records to your data collection rule",
+                ),
+            ),
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "defender-xdr-readonly"
+CHOICES = [(p.key, p.name) for p in PROFILES.values()]
+
+
+def get(key: str) -> AccessProfile:
+    return PROFILES[key]

@@ -1,0 +1,29 @@
+"""Background work: verification tasks (django-tasks API; `manage.py db_worker` runs them)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_tasks import task
+
+from tenants.models import Tenant, Verification
+
+
+def enqueue_verification(
+    tenant: Tenant, trigger: str, requested_by: str = "system"
+) -> tuple[Verification, bool]:
+    """Queue a verification of `tenant` unless one is already open.
+
+    The task is enqueued only once the surrounding transaction commits, so a worker never
+    looks for a row that is not there yet. Returns (verification, created).
+    """
+    verification, created = tenant.request_verification(trigger, requested_by)
+    if created:
+        transaction.on_commit(lambda: verify_tenant.enqueue(str(verification.code)))
+    return verification, created
+
+
+@task()
+def verify_tenant(verification_code: str) -> None:
+    from tenants.verification.runner import run_verification
+
+    run_verification(verification_code)
