@@ -1,0 +1,531 @@
+"""The sandbox directory: tenants, users, managed identities, app registrations and
+service principals, loaded from a scenario and changed at run time.
+
+Every read that must see a consistent directory and every change hold ``Directory.lock``
+(the listeners are threaded and the control API changes the directory concurrently).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import RESOURCES
+
+DEFAULT_SETTINGS: dict[str, int] = {
+    # Real managed identity tokens live about 24 hours.
+    "mi_token_lifetime": 86399,
+    "access_token_lifetime": 3599,
+    "id_token_lifetime": 3600,
+    "auth_code_lifetime": 600,
+}
+
+# Entra leaves the error-lookup page for `organizations`/`common`, so they are never tenants.
+TENANT_ALIASES = ("organizations", "common", "consumers")
+
+
+class ScenarioError(ValueError):
+    """The scenario is not valid; the message says where."""
+
+
+@dataclass
+class User:
+    upn: str
+    object_id: str
+    display_name: str
+    admin: bool = False
+    # "<app client id>/<RoleName>" entries, for staff sign-in id tokens.
+    app_roles: list[str] = field(default_factory=list)
+
+    def roles_for(self, client_id: str) -> list[str]:
+        prefix = client_id.lower() + "/"
+        return [r.split("/", 1)[1] for r in self.app_roles if r.lower().startswith(prefix)]
+
+
+@dataclass
+class Subscription:
+    id: str
+    name: str
+    # "<app client id>/<RBAC role name>" entries.
+    roles: list[str] = field(default_factory=list)
+
+    def roles_for(self, client_id: str) -> list[str]:
+        prefix = client_id.lower() + "/"
+        return [r.split("/", 1)[1] for r in self.roles if r.lower().startswith(prefix)]
+
+
+@dataclass
+class ServicePrincipal:
+    application: str
+    object_id: str
+    enabled: bool = True
+    # resource key -> granted application permission (app role) names
+    roles: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Tenant:
+    id: str
+    name: str
+    domain: str
+    services: list[str]
+    users: list[User] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)
+
+    @property
+    def initial_domain(self) -> str:
+        label = "".join(c for c in self.domain.split(".")[0] if c.isalnum()).lower()
+        return f"{label or 'tenant'}.onmicrosoft.com"
+
+    def user(self, upn: str) -> User | None:
+        return next((u for u in self.users if u.upn.lower() == upn.lower()), None)
+
+
+@dataclass
+class ManagedIdentity:
+    tenant: str
+    name: str
+    client_id: str
+    object_id: str
+    resource_id: str
+
+
+@dataclass
+class FederatedCredential:
+    name: str
+    issuer: str  # may contain "{authority}"
+    subject: str
+    audiences: list[str]
+
+
+@dataclass
+class Application:
+    tenant: str
+    client_id: str
+    name: str
+    multi_tenant: bool = False
+    redirect_uris: list[str] = field(default_factory=list)
+    permissions: dict[str, list[str]] = field(default_factory=dict)
+    app_roles: list[str] = field(default_factory=list)
+    enabled: bool = True
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
+
+
+def _guid(value: Any, where: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        raise ScenarioError(f"{where}: {value!r} is not a GUID") from None
+
+
+def _sp_object_id(tenant_id: str, client_id: str) -> str:
+    # Deterministic, so the same scenario gives the same ids run after run (demo screenshots,
+    # docs), yet distinct per tenant like real service principals.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{tenant_id}:{client_id}"))
+
+
+class Directory:
+    """The live directory. Public methods lock; callers needing several reads to agree
+    wrap them in ``with directory.lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tenants: dict[str, Tenant] = {}
+        self.managed_identities: list[ManagedIdentity] = []
+        self.applications: dict[str, Application] = {}
+        self.settings: dict[str, int] = dict(DEFAULT_SETTINGS)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def tenant(self, ref: str) -> Tenant | None:
+        """A tenant by GUID, verified domain or initial (onmicrosoft) domain."""
+        ref = (ref or "").strip().lower()
+        with self.lock:
+            if ref in self.tenants:
+                return self.tenants[ref]
+            for tenant in self.tenants.values():
+                if ref in (tenant.domain.lower(), tenant.initial_domain):
+                    return tenant
+        return None
+
+    def application(self, client_id: str) -> Application | None:
+        with self.lock:
+            return self.applications.get((client_id or "").strip().lower())
+
+    def managed_identity(
+        self,
+        *,
+        client_id: str | None = None,
+        object_id: str | None = None,
+        resource_id: str | None = None,
+    ) -> ManagedIdentity | None:
+        with self.lock:
+            for mi in self.managed_identities:
+                if client_id and mi.client_id == client_id.strip().lower():
+                    return mi
+                if object_id and mi.object_id == object_id.strip().lower():
+                    return mi
+                # ARM resource ids are case-insensitive.
+                if resource_id and mi.resource_id.lower() == resource_id.strip().lower():
+                    return mi
+        return None
+
+    def service_principal(self, tenant_id: str, client_id: str) -> ServicePrincipal | None:
+        with self.lock:
+            tenant = self.tenants.get(tenant_id)
+            if tenant is None:
+                return None
+            return tenant.service_principals.get(client_id.lower())
+
+    # -- changes -------------------------------------------------------------------------
+
+    def grant_admin_consent(self, tenant_id: str, client_id: str) -> dict[str, list[str]]:
+        """What tenant-wide admin consent does: create (or update) the app's service
+        principal with every permission the app requests on resources provisioned in the
+        tenant. Returns the granted roles by resource key."""
+        with self.lock:
+            tenant = self.tenants[tenant_id]
+            app = self.applications[client_id]
+            granted = {
+                key: list(names)
+                for key, names in app.permissions.items()
+                if key in tenant.services and names
+            }
+            sp = tenant.service_principals.get(client_id)
+            if sp is None:
+                sp = ServicePrincipal(client_id, _sp_object_id(tenant_id, client_id))
+                tenant.service_principals[client_id] = sp
+            for key, names in granted.items():
+                have = sp.roles.setdefault(key, [])
+                have.extend(n for n in names if n not in have)
+            return granted
+
+    def _target_apps(self, tenant: Tenant, application: str | None) -> list[str]:
+        if application:
+            return [application.lower()]
+        # Default: every foreign application (the home app's own SP is never "revoked"
+        # by a customer-side action).
+        return [
+            cid
+            for cid in tenant.service_principals
+            if cid not in self.applications or self.applications[cid].tenant != tenant.id
+        ]
+
+    def revoke(self, tenant_id: str, application: str | None = None) -> list[str]:
+        with self.lock:
+            tenant = self._require_tenant(tenant_id)
+            removed = []
+            for cid in self._target_apps(tenant, application):
+                if tenant.service_principals.pop(cid, None) is not None:
+                    removed.append(cid)
+            return removed
+
+    def set_enabled(
+        self, tenant_id: str, enabled: bool, application: str | None = None
+    ) -> list[str]:
+        with self.lock:
+            tenant = self._require_tenant(tenant_id)
+            changed = []
+            for cid in self._target_apps(tenant, application):
+                sp = tenant.service_principals.get(cid)
+                if sp is not None:
+                    sp.enabled = enabled
+                    changed.append(cid)
+            return changed
+
+    def set_roles(
+        self, tenant_id: str, roles: Mapping[str, list[str]], application: str | None = None
+    ) -> list[str]:
+        for key in roles:
+            if key not in RESOURCES:
+                raise ScenarioError(f"roles: unknown resource {key!r}")
+        with self.lock:
+            tenant = self._require_tenant(tenant_id)
+            changed = []
+            for cid in self._target_apps(tenant, application):
+                sp = tenant.service_principals.get(cid)
+                if sp is None and application:
+                    # Setting roles for a named app creates its SP, like an assignment would.
+                    if cid not in self.applications:
+                        raise ScenarioError(f"unknown application {cid!r}")
+                    sp = ServicePrincipal(cid, _sp_object_id(tenant.id, cid))
+                    tenant.service_principals[cid] = sp
+                if sp is not None:
+                    sp.roles = {k: list(v) for k, v in roles.items()}
+                    changed.append(cid)
+            return changed
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        with self.lock:
+            self.tenants.pop(self._require_tenant(tenant_id).id)
+
+    def update_application(self, client_id: str, fields: Mapping[str, Any]) -> Application:
+        allowed = {"redirect_uris", "permissions", "federated_credentials", "enabled", "name"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ScenarioError(f"cannot update application fields {sorted(unknown)}")
+        with self.lock:
+            app = self.applications.get(client_id.lower())
+            if app is None:
+                raise KeyError(client_id)
+            where = f"applications[{client_id}]"
+            if "redirect_uris" in fields:
+                app.redirect_uris = [str(u) for u in fields["redirect_uris"]]
+            if "permissions" in fields:
+                app.permissions = _permissions(fields["permissions"], where)
+            if "federated_credentials" in fields:
+                app.federated_credentials = [
+                    _federated_credential(f, f"{where}.federated_credentials[{i}]")
+                    for i, f in enumerate(fields["federated_credentials"])
+                ]
+            if "enabled" in fields:
+                app.enabled = bool(fields["enabled"])
+            if "name" in fields:
+                app.name = str(fields["name"])
+            return app
+
+    def _require_tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.tenant(tenant_id)
+        if tenant is None:
+            raise KeyError(tenant_id)
+        return tenant
+
+    # -- export --------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "settings": dict(self.settings),
+                "tenants": [
+                    {
+                        "id": t.id,
+                        "name": t.name,
+                        "domain": t.domain,
+                        "initial_domain": t.initial_domain,
+                        "services": list(t.services),
+                        "users": [copy.deepcopy(vars(u)) for u in t.users],
+                        "subscriptions": [copy.deepcopy(vars(s)) for s in t.subscriptions],
+                        "service_principals": [
+                            copy.deepcopy(vars(sp)) for sp in t.service_principals.values()
+                        ],
+                    }
+                    for t in self.tenants.values()
+                ],
+                "managed_identities": [vars(mi).copy() for mi in self.managed_identities],
+                "applications": [
+                    {
+                        **{k: copy.deepcopy(v) for k, v in vars(a).items()},
+                        "federated_credentials": [vars(f).copy() for f in a.federated_credentials],
+                    }
+                    for a in self.applications.values()
+                ],
+            }
+
+
+# -- scenario loading -------------------------------------------------------------------
+
+
+def read_scenario(scenario: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """A scenario as a dict, from a dict, TOML text (contains a newline), or a path to a
+    TOML (or JSON) file."""
+    if isinstance(scenario, Mapping):
+        return copy.deepcopy(dict(scenario))
+    if isinstance(scenario, str) and "\n" in scenario:
+        text, is_json = scenario, False
+    else:
+        path = Path(scenario)
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {str(path)!r} not found")
+        text, is_json = path.read_text(encoding="utf-8"), path.suffix.lower() == ".json"
+    try:
+        return json.loads(text) if is_json else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"scenario is not valid TOML/JSON: {exc}") from None
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ScenarioError(f"{where}: expected a list of strings")
+    return list(value)
+
+
+def _permissions(value: Any, where: str) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"{where}.permissions: expected a table resource -> [names]")
+    out = {}
+    for key, names in value.items():
+        if key not in RESOURCES:
+            raise ScenarioError(
+                f"{where}: unknown resource {key!r} (known: {', '.join(RESOURCES)})"
+            )
+        out[key] = _str_list(names, f"{where}.{key}")
+    return out
+
+
+def _federated_credential(raw: Mapping[str, Any], where: str) -> FederatedCredential:
+    for key in ("issuer", "subject"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ScenarioError(f"{where}: missing {key!r}")
+    audiences = _str_list(raw.get("audiences", ["api://AzureADTokenExchange"]), where)
+    return FederatedCredential(
+        name=str(raw.get("name", "fic")),
+        issuer=raw["issuer"],
+        subject=raw["subject"],
+        audiences=audiences,
+    )
+
+
+def _app_role_refs(refs: list[str], where: str, known_apps: set[str]) -> list[str]:
+    out = []
+    for ref in refs:
+        client_id, sep, role = ref.partition("/")
+        if not sep or not role:
+            raise ScenarioError(f"{where}: {ref!r} is not '<app client id>/<role>'")
+        client_id = _guid(client_id, where)
+        if client_id not in known_apps:
+            raise ScenarioError(f"{where}: {ref!r} names an unknown application")
+        out.append(f"{client_id}/{role}")
+    return out
+
+
+def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
+    """Build a directory from a scenario; raises ScenarioError with a precise location."""
+    data = read_scenario(scenario)
+    directory = Directory()
+    settings = data.get("settings", {}) or {}
+    for key, value in settings.items():
+        if key not in DEFAULT_SETTINGS:
+            raise ScenarioError(f"settings: unknown setting {key!r}")
+        if not isinstance(value, int) or value <= 0:
+            raise ScenarioError(f"settings.{key}: expected a positive integer")
+        directory.settings[key] = value
+
+    raw_apps = data.get("applications", []) or []
+    known_apps = set()
+    for i, raw in enumerate(raw_apps):
+        known_apps.add(_guid(raw.get("client_id"), f"applications[{i}].client_id"))
+
+    for i, raw in enumerate(data.get("tenants", []) or []):
+        where = f"tenants[{i}]"
+        tid = _guid(raw.get("id"), f"{where}.id")
+        if tid in directory.tenants:
+            raise ScenarioError(f"{where}: duplicate tenant id {tid}")
+        domain = raw.get("domain")
+        if not isinstance(domain, str) or "." not in domain:
+            raise ScenarioError(f"{where}.domain: expected a DNS name")
+        services = _str_list(raw.get("services", list(RESOURCES)), f"{where}.services")
+        for s in services:
+            if s not in RESOURCES:
+                raise ScenarioError(f"{where}.services: unknown service {s!r}")
+        tenant = Tenant(tid, str(raw.get("name", domain)), domain.lower(), services)
+        for j, u in enumerate(raw.get("users", []) or []):
+            uw = f"{where}.users[{j}]"
+            upn = u.get("upn")
+            if not isinstance(upn, str) or "@" not in upn:
+                raise ScenarioError(f"{uw}.upn: expected user@domain")
+            tenant.users.append(
+                User(
+                    upn=upn,
+                    object_id=_guid(u["object_id"], f"{uw}.object_id")
+                    if "object_id" in u
+                    else str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{tid}:{upn.lower()}")),
+                    display_name=str(u.get("name", upn.split("@")[0].title())),
+                    admin=bool(u.get("admin", False)),
+                    app_roles=_app_role_refs(
+                        _str_list(u.get("app_roles"), f"{uw}.app_roles"),
+                        f"{uw}.app_roles",
+                        known_apps,
+                    ),
+                )
+            )
+        for j, s in enumerate(raw.get("subscriptions", []) or []):
+            sw = f"{where}.subscriptions[{j}]"
+            tenant.subscriptions.append(
+                Subscription(
+                    id=_guid(s.get("id"), f"{sw}.id"),
+                    name=str(s.get("name", "Subscription")),
+                    roles=_app_role_refs(
+                        _str_list(s.get("roles"), f"{sw}.roles"), f"{sw}.roles", known_apps
+                    ),
+                )
+            )
+        directory.tenants[tid] = tenant
+
+    def tenant_ref(value: Any, where: str) -> str:
+        tenant = directory.tenant(str(value or ""))
+        if tenant is None:
+            raise ScenarioError(f"{where}: unknown tenant {value!r}")
+        return tenant.id
+
+    for i, raw in enumerate(data.get("managed_identities", []) or []):
+        where = f"managed_identities[{i}]"
+        tid = tenant_ref(raw.get("tenant"), f"{where}.tenant")
+        name = str(raw.get("name", f"identity-{i}"))
+        subscription = next(iter(directory.tenants[tid].subscriptions), None)
+        sub_id = subscription.id if subscription else "00000000-0000-0000-0000-000000000000"
+        directory.managed_identities.append(
+            ManagedIdentity(
+                tenant=tid,
+                name=name,
+                client_id=_guid(raw.get("client_id"), f"{where}.client_id"),
+                object_id=_guid(raw.get("object_id"), f"{where}.object_id"),
+                resource_id=str(
+                    raw.get(
+                        "resource_id",
+                        f"/subscriptions/{sub_id}/resourceGroups/sandbox/providers/"
+                        f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+                    )
+                ),
+            )
+        )
+
+    for i, raw in enumerate(raw_apps):
+        where = f"applications[{i}]"
+        client_id = _guid(raw.get("client_id"), f"{where}.client_id")
+        if client_id in directory.applications:
+            raise ScenarioError(f"{where}: duplicate client_id {client_id}")
+        app = Application(
+            tenant=tenant_ref(raw.get("tenant"), f"{where}.tenant"),
+            client_id=client_id,
+            name=str(raw.get("name", client_id)),
+            multi_tenant=bool(raw.get("multi_tenant", False)),
+            redirect_uris=_str_list(raw.get("redirect_uris"), f"{where}.redirect_uris"),
+            permissions=_permissions(raw.get("permissions"), where),
+            app_roles=_str_list(raw.get("app_roles"), f"{where}.app_roles"),
+            enabled=bool(raw.get("enabled", True)),
+            federated_credentials=[
+                _federated_credential(f, f"{where}.federated_credentials[{j}]")
+                for j, f in enumerate(raw.get("federated_credentials", []) or [])
+            ],
+        )
+        directory.applications[client_id] = app
+        # An app registration always has its service principal in its home tenant.
+        directory.tenants[app.tenant].service_principals[client_id] = ServicePrincipal(
+            client_id, _sp_object_id(app.tenant, client_id)
+        )
+
+    for i, raw in enumerate(data.get("consents", []) or []):
+        where = f"consents[{i}]"
+        tid = tenant_ref(raw.get("tenant"), f"{where}.tenant")
+        client_id = _guid(raw.get("application"), f"{where}.application")
+        if client_id not in directory.applications:
+            raise ScenarioError(f"{where}.application: unknown application {client_id}")
+        roles = _permissions(raw.get("roles"), where)
+        sp = directory.tenants[tid].service_principals.setdefault(
+            client_id, ServicePrincipal(client_id, _sp_object_id(tid, client_id))
+        )
+        sp.roles = roles
+        sp.enabled = bool(raw.get("enabled", True))
+    return directory

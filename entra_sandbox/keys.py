@@ -1,0 +1,92 @@
+"""The sandbox's token-signing key and its JWKS.
+
+One RSA key signs every token of every tenant, like Entra's shared `common` keys; it is
+generated per run, so tokens never outlive a sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _int_b64url(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+class SigningKey:
+    def __init__(self) -> None:
+        self._private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_key = self._private.public_key()
+        now = dt.datetime.now(dt.UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "entra-sandbox token signing")])
+        # Entra publishes its keys as self-signed certificates (x5c); some validators use it.
+        self._certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .sign(self._private, hashes.SHA256())
+        )
+        der = self._certificate.public_bytes(serialization.Encoding.DER)
+        self.x5t = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is SHA-1 by definition
+        self.kid = self.x5t  # Entra's kid equals x5t
+        self._x5c = base64.b64encode(der).decode("ascii")
+
+    def jwk(self, issuer: str | None = None) -> dict[str, Any]:
+        numbers = self.public_key.public_numbers()
+        key = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.x5t,
+            "n": _int_b64url(numbers.n),
+            "e": _int_b64url(numbers.e),
+            "x5c": [self._x5c],
+            "cloud_instance_name": "microsoftonline.com",
+        }
+        if issuer:
+            key["issuer"] = issuer
+        return key
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(
+            claims,
+            self._private,
+            algorithm="RS256",
+            headers={"typ": "JWT", "kid": self.kid, "x5t": self.x5t},
+        )
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Claims of a token signed by this key. Raises jwt.InvalidTokenError otherwise.
+        Times and audience are the caller's business (they use the sandbox clock)."""
+        header = jwt.get_unverified_header(token)
+        if header.get("kid") not in (None, self.kid) or header.get("alg") != "RS256":
+            raise jwt.InvalidSignatureError("token not signed by a sandbox key")
+        return jwt.decode(
+            token,
+            self.public_key,
+            algorithms=["RS256"],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+            },
+        )

@@ -1,0 +1,171 @@
+"""The three listeners and their lifecycle.
+
+* https (authority): discovery, JWKS, token endpoint, resource probes, control API;
+  TLS from a throwaway CA (trustme), because azure-identity refuses a non-https authority;
+* plain http login listener: the browser pages (Entra allows http only for loopback, and a
+  stock browser opens it without a certificate warning);
+* plain http managed identity listener (App Service and IMDS shapes), as on a real host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trustme
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from . import control, identity, login, resources, sts
+from .control import ControlClient
+from .directory import load_directory, read_scenario
+from .routing import Listener
+from .state import SandboxState
+
+logger = logging.getLogger("entra_sandbox")
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without per-request log lines (benchmarks make thousands)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's name
+        if type == "error":
+            logger.debug(message, *args)
+
+
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
+
+
+def _url_host(host: str) -> str:
+    # Clients need a concrete loopback address even when the sandbox binds every interface.
+    if host in _ANY_ADDRESS:
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+class Sandbox:
+    """The sandbox running on threads of this process. Use as a context manager, or
+    ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        scenario: str | Path | Mapping[str, Any],
+        state_dir: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        login_port: int = 0,
+        identity_port: int = 0,
+    ) -> None:
+        data = read_scenario(scenario)
+        self.state = SandboxState(load_directory(data), scenario=data)
+        self.state_dir = (
+            Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
+        )
+        self.host = host
+        self._ports = (port, login_port, identity_port)
+        self._servers: list[BaseWSGIServer] = []
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        url_host = _url_host(self.host)
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *({self.host} - _ANY_ADDRESS))
+        self.ca_path = str(self.state_dir / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_path)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(tls)
+
+        port, login_port, identity_port = self._ports
+        state = self.state
+        https = self._serve(
+            port, Listener(state, [*sts.routes(), *resources.routes(), *control.routes()]), tls
+        )
+        http_login = self._serve(login_port, Listener(state, login.routes()))
+        http_identity = self._serve(identity_port, Listener(state, identity.routes()))
+        state.authority = f"https://{url_host}:{https.server_port}"
+        state.login_url = f"http://{url_host}:{http_login.server_port}"
+        state.identity_url = f"http://{url_host}:{http_identity.server_port}"
+
+        self.env = state.env(self.ca_path)
+        # Written atomically: scripts poll for the file and source it as soon as it exists.
+        partial = self.state_dir / "sandbox.env.partial"
+        partial.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()), encoding="utf-8")
+        partial.replace(self.state_dir / "sandbox.env")
+        self.control = ControlClient(self.env["SANDBOX_CONTROL_URL"], self.ca_path)
+        return self
+
+    def _serve(self, port: int, app: Listener, tls: ssl.SSLContext | None = None) -> BaseWSGIServer:
+        server = make_server(
+            self.host,
+            port,
+            app,
+            threaded=True,
+            request_handler=QuietRequestHandler,
+            ssl_context=tls,
+        )
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"entra-sandbox:{server.server_port}", daemon=True
+        )
+        thread.start()
+        self._servers.append(server)
+        self._threads.append(thread)
+        return server
+
+    def stop(self) -> None:
+        # Release hanging requests first, or their threads would hold sockets open.
+        self.state.faults.release_all()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the contract's attributes -------------------------------------------------------
+
+    @property
+    def authority(self) -> str:
+        return self.state.authority
+
+    @property
+    def login_url(self) -> str:
+        return self.state.login_url
+
+    @property
+    def identity_endpoint(self) -> str:
+        return self.state.identity_endpoint
+
+    @property
+    def identity_header(self) -> str:
+        return self.state.identity_header
+
+    @property
+    def imds_url(self) -> str:
+        return self.state.identity_url
+
+    @property
+    def resource_urls(self) -> dict[str, str]:
+        return self.state.resource_urls

@@ -1,0 +1,161 @@
+"""Start the sandbox inside a test (threads) or as a child process (benchmarks).
+
+with run_sandbox("entra_sandbox/scenarios/demo.toml") as sb:
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", sb.authority)
+    sb.control.add_fault(target="token", status=429, retry_after=1, count=1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess as sp
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import RESOURCES
+from .control import ControlClient
+from .directory import read_scenario
+from .server import Sandbox
+
+ENV_NAMES = (
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "REQUESTS_CA_BUNDLE",
+    "SANDBOX_LOGIN_URL",
+    "SANDBOX_CONTROL_URL",
+    "SANDBOX_GRAPH_URL",
+    "SANDBOX_DEFENDER_URL",
+    "SANDBOX_MDE_URL",
+    "SANDBOX_ARM_URL",
+    "SANDBOX_LOGANALYTICS_URL",
+)
+STARTUP_TIMEOUT = 60
+
+
+@dataclass
+class SandboxProcess:
+    """A sandbox in a child process (``python -m entra_sandbox serve``), same attributes
+    as an in-process Sandbox."""
+
+    process: sp.Popen[str]
+    env: dict[str, str]
+    control: ControlClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.control = ControlClient(self.env["SANDBOX_CONTROL_URL"], self.ca_path)
+
+    @property
+    def authority(self) -> str:
+        return self.env["AZURE_AUTHORITY_HOST"]
+
+    @property
+    def login_url(self) -> str:
+        return self.env["SANDBOX_LOGIN_URL"]
+
+    @property
+    def identity_endpoint(self) -> str:
+        return self.env["IDENTITY_ENDPOINT"]
+
+    @property
+    def identity_header(self) -> str:
+        return self.env["IDENTITY_HEADER"]
+
+    @property
+    def imds_url(self) -> str:
+        return self.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+
+    @property
+    def ca_path(self) -> str:
+        return self.env["REQUESTS_CA_BUNDLE"]
+
+    @property
+    def resource_urls(self) -> dict[str, str]:
+        return {key: self.env[f"SANDBOX_{key.upper()}_URL"] for key in RESOURCES}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except sp.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _scenario_file(scenario: str | Path | Mapping[str, Any], state_dir: Path) -> Path:
+    if isinstance(scenario, Mapping) or (isinstance(scenario, str) and "\n" in scenario):
+        path = state_dir / "scenario.json"
+        path.write_text(json.dumps(read_scenario(scenario)), encoding="utf-8")
+        return path
+    return Path(scenario).resolve()
+
+
+def _start_process(
+    scenario: str | Path | Mapping[str, Any], state_dir: Path, host: str, port: int
+) -> SandboxProcess:
+    read_scenario(scenario)  # fail fast, in the caller's process, on an unreadable scenario
+    command = [
+        sys.executable, "-m", "entra_sandbox", "serve",
+        "--scenario", str(_scenario_file(scenario, state_dir)),
+        "--host", host, "--port", str(port), "--state-dir", str(state_dir),
+    ]  # fmt: skip
+    process = sp.Popen(  # noqa: S603 - our own interpreter and module
+        command,
+        stdout=sp.PIPE,
+        stderr=sp.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    env: dict[str, str] = {}
+    done = threading.Event()
+
+    def read_env() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            name, sep, value = line.rstrip("\n").partition("=")
+            if sep and name in ENV_NAMES:
+                env[name] = value
+            if all(n in env for n in ENV_NAMES):
+                break
+        done.set()
+
+    threading.Thread(target=read_env, daemon=True).start()
+    if not done.wait(STARTUP_TIMEOUT) or len(env) < len(ENV_NAMES):
+        process.kill()
+        _, stderr = process.communicate()
+        raise RuntimeError(f"entra_sandbox did not start:\n{stderr}")
+    return SandboxProcess(process, env)
+
+
+@contextlib.contextmanager
+def run_sandbox(
+    scenario: str | Path | Mapping[str, Any],
+    state_dir: str | Path | None = None,
+    subprocess: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Iterator[Sandbox | SandboxProcess]:
+    """Run the sandbox for the duration of the block. `scenario`: a TOML file path, TOML
+    text, or a dict of the same shape. `subprocess=True` runs it in a child process."""
+    directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    if subprocess:
+        handle = _start_process(scenario, directory, host, port)
+        try:
+            yield handle
+        finally:
+            handle.stop()
+    else:
+        with Sandbox(scenario, directory, host=host, port=port) as sandbox:
+            yield sandbox
+
+
+__all__ = ["ENV_NAMES", "Sandbox", "SandboxProcess", "run_sandbox"]
