@@ -1,0 +1,52 @@
+"""The Django user behind an Entra staff sign-in."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import roles
+from accounts.entra import SignInRefused, StaffClaims
+from accounts.models import StaffIdentity
+
+
+@transaction.atomic
+def staff_user_for(claims: StaffClaims) -> object:
+    """Find (by object id) or create the user, and make its groups those of the roles.
+
+    Entra users never get a password, `is_staff` or `is_superuser`: the Django admin stays
+    with the local break-glass superusers.
+    """
+    User = get_user_model()
+    identity = (
+        StaffIdentity.objects.select_related("user")
+        .select_for_update()
+        .filter(object_id=claims.object_id)
+        .first()
+    )
+    if identity is None:
+        if User.objects.filter(username__iexact=claims.username).exists():
+            # A local account by that name: never merge a password account into an Entra one.
+            raise SignInRefused("account_conflict", upn=claims.username)
+        user = User(username=claims.username)
+        user.set_unusable_password()
+        user.save()
+        identity = StaffIdentity(user=user, tenant_id=claims.tenant_id, object_id=claims.object_id)
+    user = identity.user
+    if not user.is_active:
+        raise SignInRefused("account_disabled", upn=claims.username)
+    taken = (
+        User.objects.filter(username__iexact=claims.username).exclude(pk=user.pk).exists()
+    )
+    if user.username != claims.username and not taken:
+        user.username = claims.username  # renamed in Entra
+    user.first_name = claims.name[:150]
+    user.is_staff = False
+    user.is_superuser = False
+    user.save(update_fields=["username", "first_name", "is_staff", "is_superuser"])
+    identity.roles = claims.roles
+    identity.last_sign_in_at = timezone.now()
+    identity.save()
+    roles.apply(user, claims.roles)
+    return user
