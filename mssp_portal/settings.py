@@ -146,6 +146,16 @@ VERIFY_INTERVAL = env.int("VERIFY_INTERVAL", default=6 * 3600)
 VERIFY_CONCURRENCY = env.int("VERIFY_CONCURRENCY", default=16)
 VERIFY_LEASE = env.int("VERIFY_LEASE", default=300)
 VERIFY_HTTP_TIMEOUT = env.float("VERIFY_HTTP_TIMEOUT", default=10.0)
+# Transient answers (429, 5xx, time-outs): retries per call, the first backoff (doubled each
+# time unless Retry-After says otherwise), and the longest wait done in line; beyond it the
+# tenant is marked stale and re-checked after VERIFY_STALE_INTERVAL.
+VERIFY_RETRIES = env.int("VERIFY_RETRIES", default=3)
+VERIFY_RETRY_BASE_DELAY = env.float("VERIFY_RETRY_BASE_DELAY", default=1.0)
+VERIFY_RETRY_MAX_DELAY = env.float("VERIFY_RETRY_MAX_DELAY", default=30.0)
+VERIFY_STALE_INTERVAL = env.int("VERIFY_STALE_INTERVAL", default=900)
+# `manage.py run_scheduler`: seconds between ticks; verifications per worker task.
+VERIFY_SCHEDULER_TICK = env.int("VERIFY_SCHEDULER_TICK", default=60)
+VERIFY_BATCH_SIZE = env.int("VERIFY_BATCH_SIZE", default=200)
 
 TASKS = {
     "default": {
