@@ -17,6 +17,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import errors
+from .directory import TENANT_ALIASES
 from .errors import EntraError, json_response
 from .state import SandboxState
 
@@ -70,7 +71,7 @@ def read_form(request: Request) -> dict[str, str]:
 
 def tenant_from_path(state: SandboxState, request: Request, args: dict[str, Any]) -> str | None:
     ref = args.get("tenant")
-    if not ref:
+    if not ref or ref.lower() in TENANT_ALIASES:
         return None
     tenant = state.directory.tenant(ref)
     return tenant.id if tenant else ref.lower()

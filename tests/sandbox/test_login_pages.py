@@ -1,0 +1,205 @@
+"""The admin consent and sign-in pages over plain HTTP (the browser round trip is in
+test_consent_browser.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+
+from .demo import (
+    ADATUM,
+    GRAPH,
+    HOME,
+    NORTHWIND,
+    PORTAL_APP,
+    TAILSPIN,
+    WOODGROVE,
+    claims,
+    client_credentials,
+    token_request,
+)
+
+CALLBACK = "http://localhost:8000/consent/callback/"
+
+
+def consent_url(sb, tenant: str, version: int = 2, **params: str) -> str:
+    query = {"client_id": PORTAL_APP, "redirect_uri": CALLBACK, "state": "s-123"}
+    if version == 2:
+        query["scope"] = GRAPH
+    query.update(params)
+    path = f"/{tenant}/v2.0/adminconsent" if version == 2 else f"/{tenant}/adminconsent"
+    return f"{sb.login_url}{path}?{urlencode(query)}"
+
+
+def submit(url: str, **form: str) -> requests.Response:
+    return requests.post(url, data=form, allow_redirects=False, timeout=10)
+
+
+def redirected(response: requests.Response) -> dict[str, str]:
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(CALLBACK)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def service_principal(sb, tenant: str) -> dict | None:
+    directory = sb.control.directory()
+    t = next(t for t in directory["tenants"] if t["id"] == tenant)
+    return next((s for s in t["service_principals"] if s["application"] == PORTAL_APP), None)
+
+
+def test_it_shows_the_app_publisher_and_permissions(sb):
+    page = requests.get(consent_url(sb, NORTHWIND), timeout=10)
+    assert page.status_code == 200
+    text = page.text
+    assert "Fabrikam MSSP Portal" in text
+    assert "Fabrikam Security" in text
+    assert "Read organization information" in text
+    assert "Read all incidents" in text
+    assert "admin@northwind.example" in text
+    assert "admin@adatum.example" not in text  # only this tenant's users
+
+
+def test_it_grants_admin_consent_and_redirects_like_entra(sb):
+    url = consent_url(sb, "northwind.example")
+    params = redirected(submit(url, user="admin@northwind.example", action="accept"))
+    assert params == {
+        "admin_consent": "True",
+        "tenant": NORTHWIND,
+        "scope": "https://graph.microsoft.com/Organization.Read.All "
+        "https://api.security.microsoft.com/Incident.Read.All "
+        "https://api.securitycenter.microsoft.com/Ti.ReadWrite.All",
+        "state": "s-123",
+    }
+    assert service_principal(sb, NORTHWIND)["roles"] == {
+        "graph": ["Organization.Read.All"],
+        "defender": ["Incident.Read.All"],
+        "mde": ["Ti.ReadWrite.All"],
+    }
+    token = token_request(sb, NORTHWIND, client_credentials(sb, NORTHWIND)).json()["access_token"]
+    assert claims(token)["roles"] == ["Organization.Read.All"]
+    assert sb.control.counters()["by_kind"]["consent"] == 1
+
+
+def test_it_grants_only_what_the_tenant_provisions(sb):
+    params = redirected(
+        submit(consent_url(sb, TAILSPIN), user="admin@tailspin.example", action="accept")
+    )
+    assert params["scope"] == "https://graph.microsoft.com/Organization.Read.All"
+    assert service_principal(sb, TAILSPIN)["roles"] == {"graph": ["Organization.Read.All"]}
+
+
+def test_it_offers_every_tenant_under_organizations(sb):
+    url = consent_url(sb, "organizations")
+    assert "admin@adatum.example" in requests.get(url, timeout=10).text
+    params = redirected(submit(url, user="admin@woodgrove.example", action="accept"))
+    assert params["tenant"] == WOODGROVE
+
+
+def test_it_answers_the_v1_endpoint_in_v1_shape(sb):
+    url = consent_url(sb, "common", version=1)
+    params = redirected(submit(url, user="admin@adatum.example", action="accept"))
+    assert params == {"tenant": ADATUM, "state": "s-123", "admin_consent": "True"}
+    cancel = redirected(submit(url, action="cancel"))
+    assert cancel == {
+        "error": "permission_denied",
+        "error_description": "The admin canceled the request",
+    }
+
+
+def test_it_redirects_a_cancel_with_65004(sb):
+    params = redirected(submit(consent_url(sb, NORTHWIND), action="cancel"))
+    assert params["error"] == "consent_required"
+    assert params["error_description"].startswith("AADSTS65004: ")
+    assert (params["admin_consent"], params["state"]) == ("True", "s-123")
+    assert service_principal(sb, NORTHWIND) is None
+
+
+def test_it_stops_a_non_admin(sb):
+    url = consent_url(sb, NORTHWIND)
+    page = submit(url, user="user@northwind.example", action="accept")
+    assert page.status_code == 403
+    assert "Need admin approval" in page.text
+    assert "AADSTS90094" in page.text
+    assert service_principal(sb, NORTHWIND) is None
+    params = redirected(submit(url, user="user@northwind.example", action="decline"))
+    assert params["error"] == "access_denied"
+    assert params["state"] == "s-123"
+
+
+def test_it_refuses_a_user_of_another_tenant(sb):
+    page = submit(consent_url(sb, NORTHWIND), user="admin@adatum.example", action="accept")
+    assert page.status_code == 400
+    assert service_principal(sb, ADATUM) is None
+
+
+@pytest.mark.parametrize(
+    ("tenant", "params", "code"),
+    [
+        (NORTHWIND, {"redirect_uri": "https://evil.example/<script>"}, "AADSTS50011"),
+        (NORTHWIND, {"redirect_uri": CALLBACK + "x"}, "AADSTS50011"),
+        ("common", {}, "AADSTS90130"),
+        ("nowhere.example", {}, "AADSTS90002"),
+        (NORTHWIND, {"client_id": "99999999-9999-4999-8999-999999999999"}, "AADSTS700016"),
+    ],
+    ids=["foreign-uri", "near-miss-uri", "common", "unknown-tenant", "unknown-app"],
+)
+def test_it_shows_an_error_page_instead_of_redirecting(sb, tenant, params, code):
+    url = consent_url(sb, tenant, **params)
+    for response in (
+        requests.get(url, timeout=10),
+        submit(url, user="admin@northwind.example", action="accept"),
+    ):
+        assert response.status_code == 400
+        assert "Location" not in response.headers
+        assert code in response.text
+        assert "<script>" not in response.text
+    assert service_principal(sb, NORTHWIND) is None
+
+
+def test_it_requires_a_scope_on_v2(sb):
+    params = redirected(
+        requests.get(consent_url(sb, NORTHWIND, scope=""), allow_redirects=False, timeout=10)
+    )
+    assert params["error"] == "invalid_request"
+    assert "'scope'" in params["error_description"]
+
+
+def test_it_refuses_the_wrong_authorize_requests(sb):
+    base = {
+        "client_id": PORTAL_APP,
+        "redirect_uri": "http://localhost:8000/accounts/callback/",
+        "state": "z",
+    }
+    url = f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize"
+
+    def get(**params: str) -> requests.Response:
+        return requests.get(url, params={**base, **params}, allow_redirects=False, timeout=10)
+
+    assert get(response_type="code").status_code == 200
+    token = parse_qs(urlsplit(get(response_type="token").headers["Location"]).query)
+    assert token["error"] == ["unsupported_response_type"]
+    silent = parse_qs(urlsplit(get(response_type="code", prompt="none").headers["Location"]).query)
+    assert silent["error"] == ["login_required"]
+    bad_pkce = get(response_type="code", code_challenge="short", code_challenge_method="S256")
+    assert parse_qs(urlsplit(bad_pkce.headers["Location"]).query)["error"] == ["invalid_request"]
+    unregistered = get(response_type="code", redirect_uri="http://localhost:9999/")
+    assert unregistered.status_code == 400
+    assert "AADSTS50011" in unregistered.text
+
+
+def test_it_redirects_after_sign_out_only_to_registered_uris(sb):
+    url = f"{sb.login_url}/{HOME}/oauth2/v2.0/logout"
+    ok = requests.get(
+        url, params={"post_logout_redirect_uri": CALLBACK}, allow_redirects=False, timeout=10
+    )
+    assert ok.headers["Location"] == CALLBACK
+    other = requests.get(
+        url,
+        params={"post_logout_redirect_uri": "https://evil.example/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert other.status_code == 200

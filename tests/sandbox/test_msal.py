@@ -1,0 +1,166 @@
+"""msal's ConfidentialClientApplication against the sandbox: client credentials with a
+client assertion, and staff sign-in with authorization code + PKCE."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import msal
+import pytest
+import requests
+
+from .demo import GRAPH, HOME, NORTHWIND, PORTAL_APP, claims, consent, mi_token
+
+CALLBACK = "http://localhost:8000/accounts/callback/"
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
+
+
+def msal_app(sb, tenant: str = HOME) -> msal.ConfidentialClientApplication:
+    session = requests.Session()
+    session.verify = sb.ca_path
+    # requests would let REQUESTS_CA_BUNDLE from the environment override session.verify.
+    session.trust_env = False
+    return msal.ConfidentialClientApplication(
+        PORTAL_APP,
+        client_credential={"client_assertion": lambda: mi_token(sb)},
+        authority=f"{sb.authority}/{tenant}",
+        instance_discovery=False,
+        http_client=session,
+    )
+
+
+def sign_in(sb, flow: dict, upn: str) -> dict:
+    """Pick `upn` on the sign-in page; the redirect's query as msal expects it."""
+    page = requests.get(flow["auth_uri"], timeout=10)
+    assert page.status_code == 200
+    assert upn in page.text
+    response = requests.post(
+        flow["auth_uri"], data={"user": upn}, allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(CALLBACK)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_it_serves_msal_client_credentials(sb):
+    consent(sb, NORTHWIND)
+    result = msal_app(sb, NORTHWIND).acquire_token_for_client([GRAPH])
+    assert result["token_type"] == "Bearer"
+    c = claims(result["access_token"])
+    assert (c["tid"], c["appid"], c["roles"]) == (NORTHWIND, PORTAL_APP, ["Organization.Read.All"])
+
+
+def test_it_returns_entra_errors_to_msal_unchanged(sb):
+    result = msal_app(sb, "f9a2c5e8-0b7d-4c14-8e63-1a5f9d2b7c40").acquire_token_for_client([GRAPH])
+    assert result["error"] == "unauthorized_client"
+    assert result["error_codes"] == [700016]
+    assert {"trace_id", "correlation_id", "timestamp", "error_uri"} <= set(result)
+
+
+@pytest.mark.parametrize(
+    ("upn", "roles"),
+    [
+        ("admin@fabrikam-mssp.example", ["Portal.Admin"]),
+        ("operator@fabrikam-mssp.example", ["Portal.Operator"]),
+        ("visitor@fabrikam-mssp.example", None),
+    ],
+)
+def test_it_signs_staff_in_with_auth_code_and_pkce(sb, upn, roles):
+    app = msal_app(sb)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=CALLBACK)
+    assert flow["auth_uri"].startswith(f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize?")
+    assert "code_challenge_method=S256" in flow["auth_uri"]
+    result = app.acquire_token_by_auth_code_flow(flow, sign_in(sb, flow, upn))
+    assert "error" not in result, result
+    id_claims = result["id_token_claims"]  # msal already checked the nonce
+    assert id_claims["aud"] == PORTAL_APP
+    assert id_claims["iss"] == f"{sb.authority}/{HOME}/v2.0"
+    assert (id_claims["tid"], id_claims["preferred_username"]) == (HOME, upn)
+    assert id_claims.get("roles") == roles
+    assert id_claims["oid"]
+    assert claims(result["access_token"])["scp"]
+    # client_info lets msal build the account
+    assert app.get_accounts()[0]["username"] == upn
+
+
+def test_it_signs_in_through_organizations(sb):
+    app = msal_app(sb, "organizations")
+    flow = app.initiate_auth_code_flow([], redirect_uri=CALLBACK)
+    result = app.acquire_token_by_auth_code_flow(flow, sign_in(sb, flow, "user@northwind.example"))
+    assert result["id_token_claims"]["tid"] == NORTHWIND
+
+
+def _code_and_flow(sb):
+    app = msal_app(sb)
+    flow = app.initiate_auth_code_flow([], redirect_uri=CALLBACK)
+    return app, flow, sign_in(sb, flow, "operator@fabrikam-mssp.example")
+
+
+def _redeem(sb, code: str, verifier: str, redirect_uri: str = CALLBACK) -> requests.Response:
+    return requests.post(
+        f"{sb.authority}/{HOME}/oauth2/v2.0/token",
+        data={
+            "client_id": PORTAL_APP,
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": mi_token(sb),
+        },
+        verify=sb.ca_path,
+        timeout=10,
+    )
+
+
+def test_it_redeems_a_code_only_once(sb):
+    app, flow, response = _code_and_flow(sb)
+    assert "access_token" in app.acquire_token_by_auth_code_flow(dict(flow), response)
+    again = _redeem(sb, response["code"], flow["code_verifier"])
+    assert again.status_code == 400
+    assert again.json()["error_codes"] == [54005]
+
+
+def test_it_verifies_the_pkce_verifier(sb):
+    _, flow, response = _code_and_flow(sb)
+    wrong = _redeem(sb, response["code"], "x" * 43)
+    assert wrong.json()["error"] == "invalid_grant"
+    assert wrong.json()["error_codes"] == [501481]
+
+
+def test_it_binds_the_code_to_the_redirect_uri(sb):
+    _, flow, response = _code_and_flow(sb)
+    wrong = _redeem(
+        sb, response["code"], flow["code_verifier"], "http://localhost:8000/consent/callback/"
+    )
+    assert wrong.json()["error_codes"] == [70000]
+
+
+def test_it_expires_codes_on_the_sandbox_clock(sb):
+    _, flow, response = _code_and_flow(sb)
+    sb.control.set_clock_skew(3600)
+    expired = _redeem(sb, response["code"], flow["code_verifier"])
+    assert expired.json()["error_codes"] == [70008]
+
+
+def test_it_refuses_an_unknown_code(sb):
+    assert _redeem(sb, "bogus", "x" * 43).json()["error_codes"] == [70000]
+
+
+def test_it_answers_form_post_with_a_self_submitting_form(sb):
+    app = msal_app(sb)
+    flow = app.initiate_auth_code_flow([], redirect_uri=CALLBACK, response_mode="form_post")
+    page = requests.post(
+        flow["auth_uri"],
+        data={"user": "admin@fabrikam-mssp.example"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert page.status_code == 200
+    assert f"action='{CALLBACK}'" in page.text
+    fields = dict(re.findall(r"name='([^']+)' value='([^']*)'", page.text))
+    assert set(fields) == {"code", "state", "session_state"}
+    result = app.acquire_token_by_auth_code_flow(flow, fields)
+    assert result["id_token_claims"]["roles"] == ["Portal.Admin"]
