@@ -36,9 +36,7 @@ def staff_user_for(claims: StaffClaims) -> object:
     user = identity.user
     if not user.is_active:
         raise SignInRefused("account_disabled", upn=claims.username)
-    taken = (
-        User.objects.filter(username__iexact=claims.username).exclude(pk=user.pk).exists()
-    )
+    taken = User.objects.filter(username__iexact=claims.username).exclude(pk=user.pk).exists()
     if user.username != claims.username and not taken:
         user.username = claims.username  # renamed in Entra
     user.first_name = claims.name[:150]

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+
+from consent.models import Invitation
+from tenants.models import Tenant
+
+# ?sort= value -> ORDER BY. The stable tie-breaker keeps pages from overlapping.
+SORTS = {
+    "name": ("display_name", "tenant_id"),
+    "-name": ("-display_name", "-tenant_id"),
+    "domain": ("primary_domain", "tenant_id"),
+    "-domain": ("-primary_domain", "-tenant_id"),
+    "status": ("status", "display_name", "tenant_id"),
+    "-status": ("-status", "display_name", "tenant_id"),
+    "since": ("status_since", "tenant_id"),
+    "-since": ("-status_since", "tenant_id"),
+    "checked": ("last_checked_at", "tenant_id"),
+    "-checked": ("-last_checked_at", "tenant_id"),
+}
+STALE = "stale"
+ATTENTION = "attention"
+
+
+class DashboardFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "All"),
+            (ATTENTION, "Needs attention"),
+            *Tenant.Status.choices,
+            (STALE, "Stale"),
+        ],
+    )
+    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])
+
+    def clean_q(self) -> str:
+        return " ".join(self.cleaned_data["q"].split())
+
+
+class UUIDListField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[uuid.UUID]:
+        if not value:
+            return []
+        try:
+            return [uuid.UUID(str(item)) for item in value]  # type: ignore[union-attr]
+        except ValueError as exc:
+            raise forms.ValidationError("Invalid selection.", code="invalid") from exc
+
+
+class TenantSelectionForm(forms.Form):
+    """Tenants ticked on the dashboard (their public codes)."""
+
+    MAX = 500
+
+    tenant = UUIDListField(error_messages={"required": "Select at least one tenant."})
+
+    def clean_tenant(self) -> list[uuid.UUID]:
+        codes = self.cleaned_data["tenant"]
+        if len(codes) > self.MAX:
+            raise forms.ValidationError(f"Select at most {self.MAX} tenants at a time.")
+        return codes
+
+
+class ConfirmForm(forms.Form):
+    """The confirmation box of a destructive action."""
+
+    confirm = forms.BooleanField(
+        required=True, label="I understand what this does", error_messages={"required": ""}
+    )
+
+
+class InvitationFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "All"),
+            ("usable", "Usable"),
+            ("expired", "Expired"),
+            *Invitation.Status.choices,
+        ],
+    )

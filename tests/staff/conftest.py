@@ -1,0 +1,146 @@
+"""Staff personas and a small fleet, built by fixtures (no JSON fixtures)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from accounts import roles
+from accounts.middleware import LAST_SEEN_AT, SIGNED_IN_AT
+from accounts.models import StaffIdentity
+from consent.models import Invitation
+from tenants.models import Tenant, Verification
+from tests.conftest import HOME_TENANT, NORTHWIND, TAILSPIN
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def make_staff(username: str, portal_roles: list[str]) -> object:
+    """A staff user as an Entra sign-in leaves it: linked identity, groups from roles."""
+    User = get_user_model()
+    user = User.objects.create(username=username)
+    user.set_unusable_password()
+    user.save()
+    StaffIdentity.objects.create(
+        user=user, tenant_id=HOME_TENANT, object_id=uuid.uuid4(), roles=portal_roles
+    )
+    roles.apply(user, portal_roles)
+    return user
+
+
+def signed_in_client(user: object) -> Client:
+    client = Client()
+    client.force_login(user, backend="accounts.backends.ThrottledModelBackend")
+    session = client.session
+    now = int(time.time())
+    session[SIGNED_IN_AT] = now
+    session[LAST_SEEN_AT] = now
+    session.save()
+    return client
+
+
+@pytest.fixture
+def admin_user(db) -> object:
+    return make_staff("admin@fabrikam-mssp.example", [roles.ADMIN_ROLE])
+
+
+@pytest.fixture
+def operator_user(db) -> object:
+    return make_staff("operator@fabrikam-mssp.example", [roles.OPERATOR_ROLE])
+
+
+@pytest.fixture
+def outsider_user(db) -> object:
+    """Signed in once, but holds no portal role (e.g. visitor@…, or roles removed since)."""
+    return make_staff("visitor@fabrikam-mssp.example", [])
+
+
+@pytest.fixture
+def superuser(db) -> object:
+    return get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    return signed_in_client(admin_user)
+
+
+@pytest.fixture
+def operator_client(operator_user) -> Client:
+    return signed_in_client(operator_user)
+
+
+@pytest.fixture
+def outsider_client(outsider_user) -> Client:
+    return signed_in_client(outsider_user)
+
+
+def make_tenant(tenant_id: str | uuid.UUID | None = None, **fields: object) -> Tenant:
+    defaults = {
+        "tenant_id": tenant_id or uuid.uuid4(),
+        "display_name": "Contoso",
+        "primary_domain": "contoso.example",
+        "cloud": "sandbox",
+        "access_profile": "defender-xdr-readonly",
+    }
+    defaults.update(fields)
+    return Tenant.objects.create(**defaults)
+
+
+@pytest.fixture
+def northwind(db) -> Tenant:
+    tenant = make_tenant(
+        NORTHWIND,
+        display_name="Northwind Traders",
+        primary_domain="northwind.example",
+        status=Tenant.Status.VERIFIED,
+        last_checked_at=timezone.now(),
+        last_verified_at=timezone.now(),
+    )
+    Verification.objects.create(
+        tenant=tenant,
+        trigger=Verification.Trigger.CONSENT,
+        state=Verification.State.DONE,
+        outcome=Verification.Outcome.VERIFIED,
+        finished_at=timezone.now(),
+        results={
+            "graph": {
+                "token": True,
+                "tid_matches": True,
+                "roles_seen": ["Organization.Read.All"],
+                "roles_required": ["Organization.Read.All"],
+                "roles_missing": [],
+                "probe": {"status": 200, "ok": True, "detail": ""},
+                "diagnosis": "",
+            }
+        },
+    )
+    return tenant
+
+
+@pytest.fixture
+def tailspin(db) -> Tenant:
+    return make_tenant(
+        TAILSPIN,
+        display_name="Tailspin Toys",
+        primary_domain="tailspin.example",
+        status=Tenant.Status.INCOMPLETE,
+        diagnosis="resource_not_provisioned",
+    )
+
+
+@pytest.fixture
+def invitation(db, admin_user) -> Invitation:
+    return Invitation.objects.create(
+        customer_name="Northwind Traders",
+        expected_tenant_id=NORTHWIND,
+        access_profile="defender-xdr-readonly",
+        expires_at=timezone.now() + timedelta(days=14),
+        created_by=admin_user.get_username(),
+    )
