@@ -229,6 +229,7 @@ def _loganalytics(
         raise ProbeError(400, "MissingApiVersion", "The api-version query parameter is required.")
     if request.content_length and request.content_length > MAX_INGESTION_BYTES:
         raise ProbeError(413, "ContentLengthLimitExceeded", "The request body exceeds 1 MB.")
+    request.max_content_length = MAX_INGESTION_BYTES  # above the STS's 64 KiB default
     try:
         body = json.loads(request.get_data(cache=False) or b"null")
     except (ValueError, UnicodeDecodeError):

@@ -112,13 +112,16 @@ class Sandbox:
 
     def _serve(self, port: int, app: Listener, tls: ssl.SSLContext | None = None) -> BaseWSGIServer:
         server = make_server(
-            self.host,
-            port,
-            app,
-            threaded=True,
-            request_handler=QuietRequestHandler,
-            ssl_context=tls,
+            self.host, port, app, threaded=True, request_handler=QuietRequestHandler
         )
+        if tls is not None:
+            # Werkzeug would handshake inside accept(), on the one serving thread, so a
+            # client that connects and stalls would block every other client. Deferred,
+            # the handshake runs on the request's own thread.
+            server.socket = tls.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            server.ssl_context = tls
         thread = threading.Thread(
             target=server.serve_forever, name=f"entra-sandbox:{server.server_port}", daemon=True
         )

@@ -3,9 +3,11 @@ effect on the next request."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -262,3 +264,15 @@ def test_it_refuses_exchange_after_revocation_even_with_a_cached_assertion(app_s
     sb.control.revoke(NORTHWIND)
     with pytest.raises(ClientAuthenticationError):
         exchange_credential(sb, NORTHWIND).get_token(GRAPH)
+
+
+def test_it_keeps_serving_while_a_client_stalls_before_tls(sb):
+    url = urlsplit(sb.authority)
+    with socket.create_connection((url.hostname, url.port)):
+        # connected, never says hello
+        response = requests.get(
+            f"{sb.authority}/{HOME}/v2.0/.well-known/openid-configuration",
+            verify=sb.ca_path,
+            timeout=5,
+        )
+    assert response.status_code == 200

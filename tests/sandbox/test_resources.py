@@ -142,6 +142,11 @@ def test_it_ingests_logs_only_with_monitoring_metrics_publisher(sb):
     consent(sb, NORTHWIND)
     ok = call(sb, "POST", url, app_token(sb, NORTHWIND, scope), params=params, json=[{"a": 1}])
     assert ok.status_code == 204
+    big = [{"line": "x" * 1000} for _ in range(200)]  # 200 KB: above the STS's body limit
+    assert (
+        call(sb, "POST", url, app_token(sb, NORTHWIND, scope), params=params, json=big).status_code
+        == 204
+    )
     consent(sb, ADATUM, roles={})
     denied = call(sb, "POST", url, app_token(sb, ADATUM, scope), params=params, json=[{"a": 1}])
     assert denied.status_code == 403
