@@ -20,7 +20,7 @@ from typing import Any
 
 from .catalog import RESOURCES
 from .control import ControlClient
-from .directory import read_scenario
+from .directory import load_directory, read_scenario
 from .server import Sandbox
 
 ENV_NAMES = (
@@ -101,37 +101,40 @@ def _scenario_file(scenario: str | Path | Mapping[str, Any], state_dir: Path) ->
 def _start_process(
     scenario: str | Path | Mapping[str, Any], state_dir: Path, host: str, port: int
 ) -> SandboxProcess:
-    read_scenario(scenario)  # fail fast, in the caller's process, on an unreadable scenario
+    load_directory(scenario)  # fail fast, in the caller's process, on an invalid scenario
     command = [
         sys.executable, "-m", "entra_sandbox", "serve",
         "--scenario", str(_scenario_file(scenario, state_dir)),
         "--host", host, "--port", str(port), "--state-dir", str(state_dir),
     ]  # fmt: skip
-    process = sp.Popen(  # noqa: S603 - our own interpreter and module
-        command,
-        stdout=sp.PIPE,
-        stderr=sp.PIPE,
-        text=True,
-        cwd=str(Path(__file__).resolve().parent.parent),
-    )
+    # stderr goes to a file: an undrained pipe would block the child once it fills up.
+    log_path = state_dir / "sandbox.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        process = sp.Popen(  # noqa: S603 - our own interpreter and module
+            command,
+            stdout=sp.PIPE,
+            stderr=log,
+            text=True,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
     env: dict[str, str] = {}
     done = threading.Event()
 
     def read_env() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
+        for line in process.stdout:  # read to the end, so the child never blocks on stdout
             name, sep, value = line.rstrip("\n").partition("=")
             if sep and name in ENV_NAMES:
                 env[name] = value
             if all(n in env for n in ENV_NAMES):
-                break
+                done.set()
         done.set()
 
     threading.Thread(target=read_env, daemon=True).start()
     if not done.wait(STARTUP_TIMEOUT) or len(env) < len(ENV_NAMES):
         process.kill()
-        _, stderr = process.communicate()
-        raise RuntimeError(f"entra_sandbox did not start:\n{stderr}")
+        process.wait()
+        raise RuntimeError(f"entra_sandbox did not start:\n{log_path.read_text()}")
     return SandboxProcess(process, env)
 
 
