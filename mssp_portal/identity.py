@@ -16,11 +16,14 @@ from pathlib import Path
 import requests
 from azure.identity import ManagedIdentityCredential
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 from mssp_portal import clouds
 
 _lock = threading.Lock()
 _credentials: dict[tuple[str, ...], ManagedIdentityCredential] = {}
+_sessions_lock = threading.Lock()
+_sessions: dict[tuple[object, ...], requests.Session] = {}
 
 
 def _credential_key() -> tuple[str, ...]:
@@ -47,8 +50,15 @@ def assertion() -> str:
         key = _credential_key()
         credential = _credentials.get(key)
         if credential is None:
+            timeout = settings.VERIFY_HTTP_TIMEOUT
             credential = ManagedIdentityCredential(
-                client_id=settings.ENTRA_MANAGED_IDENTITY_CLIENT_ID
+                client_id=settings.ENTRA_MANAGED_IDENTITY_CLIENT_ID,
+                # Bounded: while this runs, every exchange of the process waits on the lock.
+                connection_timeout=timeout,
+                read_timeout=timeout,
+                retry_total=settings.VERIFY_RETRIES,
+                retry_backoff_factor=settings.VERIFY_RETRY_BASE_DELAY,
+                retry_backoff_max=settings.VERIFY_RETRY_MAX_DELAY,
             )
             _credentials[key] = credential
         # Under the lock: concurrent first calls would otherwise each ask the identity
@@ -75,3 +85,21 @@ def http_session() -> requests.Session:
     session.trust_env = False
     session.verify = ca_bundle()
     return session
+
+
+def pooled_session() -> requests.Session:
+    """One `http_session()` shared by the verification threads of this process, with a
+    connection pool as large as their number: a fleet reuses TLS connections instead of
+    opening one per tenant. No retries at this level (the engine owns them) and no
+    redirects are followed by callers (a bearer token must not travel on)."""
+    size = max(settings.VERIFY_CONCURRENCY, 1)
+    key = (ca_bundle(), size)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = http_session()
+            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            _sessions[key] = session
+        return session

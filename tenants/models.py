@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mssp_portal.clouds import CLOUD_NAMES
@@ -16,14 +16,19 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         """Tenants the portal still requests tokens for (not offboarded)."""
         return self.exclude(status=Tenant.Status.OFFBOARDED)
 
-    def due_for_verification(self, interval: timedelta) -> TenantQuerySet:
-        """Active tenants not checked within `interval` and with no verification open."""
-        cutoff = timezone.now() - interval
-        return (
-            self.active()
-            .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=cutoff))
-            .exclude(verifications__state__in=Verification.OPEN_STATES)
-        )
+    def due_for_verification(
+        self, interval: timedelta, stale_interval: timedelta | None = None
+    ) -> TenantQuerySet:
+        """Active tenants not checked within `interval` and with no verification open.
+
+        With `stale_interval`, a tenant whose last check was inconclusive (throttled, Entra
+        down: marked stale) is due again sooner, after that shorter interval.
+        """
+        now = timezone.now()
+        due = Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=now - interval)
+        if stale_interval is not None:
+            due |= Q(stale_since__isnull=False, last_checked_at__lt=now - stale_interval)
+        return self.active().filter(due).exclude(verifications__state__in=Verification.OPEN_STATES)
 
 
 class Tenant(models.Model):
@@ -91,6 +96,39 @@ class Tenant(models.Model):
         self.stale_since = None
         return fields
 
+    def record_verification(self, verification: Verification) -> list[str]:
+        """Apply a finished verification; returns the fields to save.
+
+        Definitive outcomes set the status. A transient one keeps the last definitive status
+        and marks it stale. A platform error is the MSSP's fault, not the tenant's: only the
+        time of the check is recorded.
+        """
+        now = verification.finished_at or timezone.now()
+        self.last_checked_at = now
+        fields = ["last_checked_at"]
+        if self.status == self.Status.OFFBOARDED:
+            return fields
+        outcome = verification.outcome
+        Outcome = Verification.Outcome
+        if outcome in (Outcome.VERIFIED, Outcome.INCOMPLETE, Outcome.NO_ACCESS):
+            fields += self.set_status(outcome, diagnosis=verification.diagnosis)
+        elif outcome == Outcome.TRANSIENT and self.stale_since is None:
+            self.stale_since = now
+            fields.append("stale_since")
+        if outcome == Outcome.VERIFIED:
+            self.last_verified_at = now
+            fields.append("last_verified_at")
+        organization = (verification.results.get("graph") or {}).get("organization") or {}
+        # Customer-controlled text from Graph: stored as data, cut to the column, escaped
+        # wherever it is shown.
+        if organization.get("display_name"):
+            self.display_name = str(organization["display_name"])[:256]
+            fields.append("display_name")
+        if organization.get("primary_domain"):
+            self.primary_domain = str(organization["primary_domain"])[:253]
+            fields.append("primary_domain")
+        return fields
+
     def request_verification(
         self, trigger: str, requested_by: str = "system"
     ) -> tuple[Verification, bool]:
@@ -113,6 +151,24 @@ class Tenant(models.Model):
         return verification, True
 
 
+class VerificationQuerySet(models.QuerySet["Verification"]):
+    def claimable(self) -> VerificationQuerySet:
+        """Queued, or running under a lease that expired (its worker died or hung)."""
+        return self.filter(
+            Q(state=Verification.State.QUEUED)
+            | Q(state=Verification.State.RUNNING, lease_expires_at__lt=timezone.now())
+        )
+
+    def orphaned(self, older_than: timedelta) -> VerificationQuerySet:
+        """Claimable verifications that nobody is about to run: running with an expired
+        lease, or queued for longer than `older_than` (their task was lost)."""
+        now = timezone.now()
+        return self.filter(
+            Q(state=Verification.State.QUEUED, created_at__lt=now - older_than)
+            | Q(state=Verification.State.RUNNING, lease_expires_at__lt=now)
+        )
+
+
 class Verification(models.Model):
     """One attempt to prove access in a tenant. Every attempt is kept: it is the history."""
 
@@ -133,6 +189,8 @@ class Verification(models.Model):
         NO_ACCESS = "no_access", "No access"
         PLATFORM_ERROR = "platform_error", "Platform error"
         TRANSIENT = "transient", "Transient failure"
+        # The tenant was offboarded before the verification ran: no token was requested.
+        CANCELLED = "cancelled", "Cancelled"
 
     OPEN_STATES = (State.QUEUED, State.RUNNING)
 
@@ -153,6 +211,11 @@ class Verification(models.Model):
     # Per resource: token obtained, tid, roles seen / required / missing, probe result.
     # Never a token.
     results = models.JSONField(default=dict, blank=True)
+    # What the MSSP side presented: the app's client id and the claims (never the token) of
+    # the managed identity's assertion. A platform diagnosis names the FIC values from these.
+    platform = models.JSONField(default=dict, blank=True)
+
+    objects = VerificationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -173,3 +236,80 @@ class Verification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.trigger} {self.state} {self.outcome}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class PlatformAlertQuerySet(models.QuerySet["PlatformAlert"]):
+    def open(self) -> PlatformAlertQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+
+class PlatformAlert(models.Model):
+    """A fault on the MSSP's side (managed identity down, federated credential wrong, clock
+    off) that makes every tenant's verification fail. It changes no tenant's status; one
+    alert stays open per kind of fault until a token exchange succeeds again."""
+
+    key = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # How many verifications ran into it while it was open.
+    occurrences = models.PositiveIntegerField(default=1)
+
+    objects = PlatformAlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # raise_alert relies on this: a fleet failing at once opens one alert per key.
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=Q(resolved_at__isnull=True),
+                name="one_open_platform_alert_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @classmethod
+    def raise_alert(cls, key: str, title: str, detail: str = "") -> tuple[PlatformAlert, bool]:
+        """Open the alert `key`, or refresh the open one (last seen, detail, occurrences).
+        Returns (alert, opened)."""
+        now = timezone.now()
+        refreshed = (
+            cls.objects.open()
+            .filter(key=key)
+            .update(title=title, detail=detail, last_seen_at=now, occurrences=F("occurrences") + 1)
+        )
+        if not refreshed:
+            try:
+                with transaction.atomic():
+                    alert = cls.objects.create(
+                        key=key, title=title, detail=detail, opened_at=now, last_seen_at=now
+                    )
+                return alert, True
+            except IntegrityError:  # another worker opened it between our update and insert
+                return cls.raise_alert(key, title, detail)
+        return cls.objects.open().get(key=key), False
+
+    @classmethod
+    def resolve_open(cls) -> int:
+        """A token exchange succeeded: identity, federated credential and clock are fine, so
+        every open alert is over. Returns how many were resolved."""
+        return cls.objects.open().update(resolved_at=timezone.now())

@@ -27,3 +27,12 @@ def verify_tenant(verification_code: str) -> None:
     from tenants.verification.runner import run_verification
 
     run_verification(verification_code)
+
+
+@task()
+def verify_batch(verification_codes: list[str]) -> None:
+    """Many verifications in one task, run in parallel (VERIFY_CONCURRENCY threads): the
+    worker runs one task at a time, so a fleet goes through here."""
+    from tenants.verification.runner import run_batch
+
+    run_batch(verification_codes)

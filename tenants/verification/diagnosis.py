@@ -1,0 +1,823 @@
+"""The diagnosis catalogue: for every way a verification ends, what it means and what to do.
+
+Each verification and each resource result carries a diagnosis key. `get(key)` gives the
+catalogue entry; `describe(verification)` gives the explanation for one verification, with
+the concrete values filled in: the federated credential the home tenant needs (from the
+managed identity token's own claims), the consent link to send again, the missing
+permissions, the missing licence. `customer_text` is what the customer's administrator reads
+on the landing page: plain words, no internals.
+
+Entra's error codes are hints (Microsoft says they can change); the classification that
+produced a key is in `tenants.verification.classify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db.models import Q
+
+from mssp_portal import clouds
+from tenants.models import Tenant, Verification
+
+Outcome = Verification.Outcome
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One resource's part of a verification, as the remediation needs it."""
+
+    resource: str
+    title: str
+    key: str
+    code: str = ""
+    roles_missing: tuple[str, ...] = ()
+    rbac_role: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The concrete values remediation texts are written with."""
+
+    tenant_id: str
+    tenant_name: str
+    mssp_name: str
+    app_client_id: str
+    home_tenant_id: str
+    managed_identity_client_id: str
+    fic_issuer: str
+    fic_subject: str
+    fic_audience: str
+    # True when the issuer/subject come from the managed identity token itself.
+    fic_from_token: bool
+    assertion_window: str
+    consent_link: str
+    code: str
+    loganalytics: dict[str, str] = field(default_factory=dict)
+
+
+Texts = Callable[[Facts, Problem | None], list[str]]
+Words = Callable[[Facts, Problem | None], str]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    key: str
+    title: str
+    meaning: str
+    outcome: str
+    codes: tuple[int, ...] = ()
+    remediation: Texts = lambda facts, problem: []  # noqa: E731
+    customer: Words = lambda facts, problem: ""  # noqa: E731
+
+
+@dataclass(frozen=True)
+class Explanation:
+    key: str
+    outcome: str
+    title: str
+    meaning: str
+    remediation: list[str]
+    customer_text: str
+    code: str = ""
+
+
+# What must be licensed in a tenant for a resource's service principal to exist there
+# (AADSTS500011 names the resource that is missing).
+LICENCES = {
+    "graph": "Microsoft Graph is part of every Microsoft Entra tenant; if it is missing, the "
+    "tenant is not a regular Entra tenant",
+    "defender": "a Microsoft Defender XDR licence (Microsoft 365 E5 or E5 Security, or a "
+    "Defender for Endpoint, Office 365, Identity or Cloud Apps plan), and the Microsoft "
+    "Defender portal opened once by an administrator",
+    "mde": "a Microsoft Defender for Endpoint licence (Plan 1 or Plan 2, or Microsoft 365 E5), "
+    "and Defender for Endpoint set up once in the Microsoft Defender portal",
+    "arm": "an Azure subscription in the tenant",
+    "loganalytics": "an Azure subscription with Azure Monitor (a data collection rule) in the "
+    "tenant",
+}
+
+
+def _reconsent(facts: Facts) -> str:
+    if facts.consent_link:
+        return f"Send the customer this consent link again: {facts.consent_link}"
+    return (
+        f"Create a new consent invitation for tenant {facts.tenant_id} and send it to the "
+        "customer's administrator."
+    )
+
+
+def _fic(facts: Facts) -> list[str]:
+    where = (
+        f"In the home tenant {facts.home_tenant_id}, app registration {facts.app_client_id} → "
+        "Certificates & secrets → Federated credentials"
+    )
+    subject = facts.fic_subject or (
+        f"the object (principal) id of managed identity {facts.managed_identity_client_id}"
+    )
+    source = (
+        "values taken from the managed identity's own token"
+        if facts.fic_from_token
+        else "the managed identity's token could not be read; issuer from the configuration"
+    )
+    return [
+        f"{where}: there must be a federated identity credential with exactly these values "
+        f"({source}):",
+        f"Issuer: {facts.fic_issuer}",
+        f"Subject: {subject}",
+        f"Audience: {facts.fic_audience}",
+        "Entra saves a mistyped credential without complaint; compare character by character, "
+        "then run `manage.py doctor`.",
+    ]
+
+
+def _missing_roles(facts: Facts, problem: Problem | None) -> list[str]:
+    if problem is None:
+        return [_reconsent(facts)]
+    names = ", ".join(problem.roles_missing) or "the required permissions"
+    return [
+        f"{problem.title}: the token has no {names}. The permission was probably added to the "
+        "app after the customer consented; consent must be granted again to include it.",
+        f"Check that app registration {facts.app_client_id} requests {names} "
+        f"({problem.title}, application permission).",
+        _reconsent(facts),
+    ]
+
+
+def _missing_rbac(facts: Facts, problem: Problem | None) -> list[str]:
+    role = problem.rbac_role if problem and problem.rbac_role else "the required role"
+    title = problem.title if problem else "the resource"
+    on_arm = problem is not None and problem.resource == "arm"
+    scope = "a subscription" if on_arm else "the data collection rule"
+    return [
+        f"{title} uses Azure role assignments, which admin consent does not create. The "
+        f"customer must assign the role '{role}' on {scope} to the enterprise application "
+        f"{facts.app_client_id} ({facts.mssp_name}) in tenant {facts.tenant_id}."
+    ]
+
+
+def _rbac_customer(facts: Facts, problem: Problem | None) -> str:
+    role = problem.rbac_role if problem and problem.rbac_role else "the required role"
+    title = problem.title if problem else "Azure"
+    return (
+        f"One more step in Azure: assign the role \u201c{role}\u201d for {title} to the "
+        f"application \u201c{facts.mssp_name}\u201d (application id {facts.app_client_id})."
+    )
+
+
+def _licence(facts: Facts, problem: Problem | None) -> list[str]:
+    key = problem.resource if problem else ""
+    title = problem.title if problem else "A resource"
+    need = LICENCES.get(key, "the service to be provisioned")
+    return [
+        f"{title} is not provisioned in tenant {facts.tenant_id}: it needs {need}.",
+        "If the customer does not have it, remove this service from the tenant's access "
+        "profile; if they do, verify again once it is set up (no new consent is needed).",
+    ]
+
+
+def _licence_customer(facts: Facts, problem: Problem | None) -> str:
+    title = problem.title if problem else "One of the services"
+    need = LICENCES.get(problem.resource if problem else "", "a licence")
+    return f"{title} is not available in your organisation yet: it needs {need}."
+
+
+def _platform_customer(facts: Facts, problem: Problem | None) -> str:
+    return (
+        f"Thank you, your consent was received. {facts.mssp_name} has a technical problem on "
+        "its side that it is fixing now; there is nothing for you to do."
+    )
+
+
+def _transient_customer(facts: Facts, problem: Problem | None) -> str:
+    return (
+        "Microsoft's services asked us to wait a moment, so the check is not finished. We try "
+        "again automatically; there is nothing for you to do."
+    )
+
+
+def _reconsent_customer(facts: Facts, problem: Problem | None) -> str:
+    return (
+        f"We could not find {facts.mssp_name}'s application in your organisation. Please open "
+        "the consent link again, sign in as a Global Administrator and accept."
+    )
+
+
+def _la_settings(facts: Facts, problem: Problem | None) -> list[str]:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(facts.loganalytics.items())) or "none"
+    return [
+        "The Logs Ingestion probe needs the customer's data collection endpoint, the data "
+        "collection rule's immutable id and the stream name. Set them in the tenant's probe "
+        'settings: {"loganalytics": {"endpoint": "https://<dce>.<region>.ingest.monitor.azure'
+        '.com", "dcr": "dcr-…", "stream": "Custom-…"}}.',
+        f"Currently configured: {shown}.",
+    ]
+
+
+def _no_action(facts: Facts, problem: Problem | None) -> list[str]:
+    return []
+
+
+_CATALOGUE: tuple[Diagnosis, ...] = (
+    Diagnosis(
+        "verified",
+        "Access verified",
+        "A token was obtained in the tenant, it carries every required permission and each "
+        "probe call succeeded.",
+        Outcome.VERIFIED,
+        customer=lambda f, p: (
+            f"Everything is in place: {f.mssp_name} can now reach the services you agreed to. "
+            "There is nothing more to do."
+        ),
+    ),
+    # -- no access: definitive, the tenant's side ----------------------------------------
+    Diagnosis(
+        "not_consented",
+        "App not consented in the tenant",
+        "Entra found no service principal of the MSSP's app in this tenant: admin consent was "
+        "never granted, or it was removed later (the enterprise application was deleted).",
+        Outcome.NO_ACCESS,
+        codes=(700016, 7000229),
+        remediation=lambda f, p: [
+            _reconsent(f),
+            "If the customer removed the app on purpose, offboard the tenant.",
+        ],
+        customer=_reconsent_customer,
+    ),
+    Diagnosis(
+        "consent_required",
+        "Consent required",
+        "Entra says the administrator has not consented to the app. With application "
+        "permissions this should not occur; it means consent is missing or incomplete.",
+        Outcome.NO_ACCESS,
+        codes=(65001,),
+        remediation=lambda f, p: [_reconsent(f)],
+        customer=_reconsent_customer,
+    ),
+    Diagnosis(
+        "app_disabled",
+        "App disabled in the tenant",
+        "The MSSP's app exists in the tenant but is disabled (the enterprise application's "
+        "'Enabled for users to sign in' is off), so Entra refuses every token.",
+        Outcome.NO_ACCESS,
+        codes=(7000112,),
+        remediation=lambda f, p: [
+            f"Ask the customer to enable the enterprise application {f.app_client_id} "
+            f"({f.mssp_name}) in tenant {f.tenant_id}: Entra admin center → Enterprise "
+            "applications → Properties → Enabled for users to sign in = Yes.",
+            "If they disabled it on purpose, offboard the tenant.",
+        ],
+        customer=lambda f, p: (
+            f"{f.mssp_name}'s application is switched off in your organisation. To continue, "
+            "an administrator must switch it back on: Microsoft Entra admin center → Enterprise "
+            f"applications → {f.mssp_name} → Properties → \u201cEnabled for users to sign in\u201d "
+            "= Yes."
+        ),
+    ),
+    Diagnosis(
+        "tenant_not_found",
+        "Tenant not found",
+        "Entra does not know this tenant in this cloud: it was deleted, the id is wrong, or "
+        "it lives in another cloud (US Government, China).",
+        Outcome.NO_ACCESS,
+        codes=(90002,),
+        remediation=lambda f, p: [
+            f"Check the tenant id {f.tenant_id} with the customer, and which Microsoft cloud "
+            "their tenant is in.",
+            "If the tenant was deleted, offboard it.",
+        ],
+        customer=lambda f, p: (
+            "Microsoft could not find your organisation's tenant. Please contact us to confirm "
+            "your tenant id."
+        ),
+    ),
+    Diagnosis(
+        "tenant_mismatch",
+        "Token from another tenant",
+        "The token Entra issued names a different tenant than the one asked for. The tenant "
+        "is not treated as verified.",
+        Outcome.NO_ACCESS,
+        remediation=lambda f, p: [
+            f"Check that {f.tenant_id} is the customer's tenant id (not a domain alias of "
+            "another tenant) and verify again."
+        ],
+        customer=lambda f, p: "We could not confirm your organisation; we will contact you.",
+    ),
+    Diagnosis(
+        "wrong_cloud",
+        "Tenant in another cloud",
+        "The tenant is recorded in a different Microsoft cloud from the one this portal "
+        "deployment runs in; tokens cannot be exchanged across clouds.",
+        Outcome.NO_ACCESS,
+        remediation=lambda f, p: [
+            "Onboard the tenant from a portal deployment in its own cloud, or correct its "
+            "cloud and verify again."
+        ],
+        customer=lambda f, p: "We could not reach your organisation yet; we will contact you.",
+    ),
+    # -- incomplete: a token works, something is missing ---------------------------------
+    Diagnosis(
+        "resource_not_provisioned",
+        "Service not available in the tenant (licence)",
+        "Entra has no service principal for this resource in the tenant: the product is not "
+        "licensed or was never set up there.",
+        Outcome.INCOMPLETE,
+        codes=(500011,),
+        remediation=_licence,
+        customer=_licence_customer,
+    ),
+    Diagnosis(
+        "role_missing",
+        "Permission missing",
+        "A token was issued, but without a permission the MSSP needs. Typically consent was "
+        "granted before the permission was added to the app.",
+        Outcome.INCOMPLETE,
+        remediation=_missing_roles,
+        customer=lambda f, p: (
+            f"{f.mssp_name} needs one more permission than you granted. Please open the "
+            "consent link again and accept: it lists everything requested."
+        ),
+    ),
+    Diagnosis(
+        "rbac_role_missing",
+        "Azure role assignment missing",
+        "The token works but the resource refused the call: the app has no Azure role "
+        "assignment there (admin consent does not assign Azure roles).",
+        Outcome.INCOMPLETE,
+        remediation=_missing_rbac,
+        customer=_rbac_customer,
+    ),
+    Diagnosis(
+        "arm_no_subscriptions",
+        "No Azure subscription visible",
+        "Azure Resource Manager answered, with no subscription: the app has no role "
+        "assignment on any subscription.",
+        Outcome.INCOMPLETE,
+        remediation=_missing_rbac,
+        customer=_rbac_customer,
+    ),
+    Diagnosis(
+        "probe_forbidden",
+        "Call refused by the service",
+        "The token carries the expected permissions, yet the service refused the probe "
+        "call (HTTP 403). The service may need its own setup or a role inside it.",
+        Outcome.INCOMPLETE,
+        remediation=lambda f, p: [
+            f"{p.title if p else 'The service'} refused the call ({p.detail if p else 'HTTP 403'}"
+            "). Check the service's own access settings in the customer tenant, then verify "
+            "again.",
+            _reconsent(f),
+        ],
+        customer=lambda f, p: (
+            f"{p.title if p else 'One service'} did not let us in yet. We will contact you "
+            "about the setting that is missing."
+        ),
+    ),
+    Diagnosis(
+        "probe_unauthorized",
+        "Token rejected by the service",
+        "The service rejected a freshly issued token (HTTP 401), usually because the product "
+        "is not set up in the tenant.",
+        Outcome.INCOMPLETE,
+        remediation=lambda f, p: [
+            f"{p.title if p else 'The service'} rejected the token ({p.detail if p else 'HTTP 401'}"
+            "). Check that the product is licensed and set up in the tenant.",
+        ],
+        customer=_licence_customer,
+    ),
+    Diagnosis(
+        "probe_failed",
+        "Probe call failed",
+        "The service answered the probe call with an error that is neither a permission "
+        "problem nor a temporary one.",
+        Outcome.INCOMPLETE,
+        remediation=lambda f, p: [
+            f"{p.title if p else 'The service'} answered {p.detail if p else 'an error'}. Check "
+            "the tenant's probe settings, then verify again."
+        ],
+        customer=lambda f, p: "We are finishing the setup on our side; we will contact you.",
+    ),
+    Diagnosis(
+        "loganalytics_not_configured",
+        "Logs Ingestion not configured",
+        "The tenant has no (or an invalid) data collection endpoint, rule or stream in its "
+        "probe settings, so ingestion cannot be tested.",
+        Outcome.INCOMPLETE,
+        remediation=_la_settings,
+        customer=lambda f, p: (
+            "To send logs to your workspace we need your data collection endpoint, rule id and "
+            "stream name; we will ask you for them."
+        ),
+    ),
+    Diagnosis(
+        "resource_unavailable_in_cloud",
+        "Service not offered in this cloud",
+        "The access profile asks for a service that this Microsoft cloud does not offer.",
+        Outcome.INCOMPLETE,
+        remediation=lambda f, p: [
+            f"Choose an access profile without {p.title if p else 'this service'} for this tenant."
+        ],
+        customer=lambda f, p: "We are adjusting our setup for your cloud; we will contact you.",
+    ),
+    Diagnosis(
+        "entra_object_not_found",
+        "Entra reported 'not found'",
+        "Entra answered AADSTS1100000 ('not found'), which Microsoft does not document "
+        "further. Access is not proven.",
+        Outcome.INCOMPLETE,
+        codes=(1100000,),
+        remediation=lambda f, p: [
+            "Verify again later; if it persists, open a Microsoft support case quoting the code.",
+            _reconsent(f),
+        ],
+        customer=lambda f, p: "We could not finish the check yet; we will contact you.",
+    ),
+    # -- platform errors: the MSSP's side; no tenant changes -----------------------------
+    Diagnosis(
+        "identity_unavailable",
+        "Managed identity unavailable",
+        "The portal could not get a token from its managed identity, so no tenant can be "
+        "checked. This is on the MSSP's side.",
+        Outcome.PLATFORM_ERROR,
+        remediation=lambda f, p: [
+            f"Check that the user-assigned managed identity {f.managed_identity_client_id} is "
+            "attached to the compute running the portal's worker, and that the identity "
+            "endpoint (IMDS or IDENTITY_ENDPOINT) is reachable from it.",
+            "Or, on Kubernetes, that ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE points at the projected "
+            "token.",
+            "Then run `manage.py doctor`.",
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_mismatch",
+        "Federated credential does not match",
+        "Entra found no federated identity credential on the app matching the managed "
+        "identity's token (issuer, subject and audience together). A newly created credential "
+        "also gives this for a few minutes while it propagates.",
+        Outcome.PLATFORM_ERROR,
+        codes=(70021,),
+        remediation=lambda f, p: _fic(f),
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_issuer_mismatch",
+        "Federated credential: wrong issuer",
+        "The app's federated identity credential has an issuer that is not the managed "
+        "identity's token issuer.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700211,),
+        remediation=lambda f, p: _fic(f),
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_audience_mismatch",
+        "Federated credential: wrong audience",
+        "The app's federated identity credential has an audience other than the token "
+        "exchange audience of this cloud.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700212,),
+        remediation=lambda f, p: _fic(f),
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_subject_mismatch",
+        "Federated credential: wrong subject",
+        "The app's federated identity credential names a subject other than the managed "
+        "identity's object (principal) id — a common slip is its client id.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700213,),
+        remediation=lambda f, p: _fic(f),
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_missing",
+        "No federated credential on the app",
+        "The app registration has no federated identity credential at all.",
+        Outcome.PLATFORM_ERROR,
+        codes=(70025,),
+        remediation=lambda f, p: _fic(f),
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "fic_wrong_direction",
+        "Federated credential on an app in another tenant",
+        "The app the portal presents is registered in a different tenant from the managed "
+        "identity. Tenant-to-tenant federated credentials do not exist: the credential must "
+        "be on the MSSP's own multi-tenant app, in the home tenant, and the customer only "
+        "consents to that app. A separate app created in the customer's tenant cannot be "
+        "used.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700236,),
+        remediation=lambda f, p: [
+            f"Set ENTRA_APP_CLIENT_ID to the MSSP's multi-tenant app registered in the home "
+            f"tenant {f.home_tenant_id} (currently {f.app_client_id}).",
+            *_fic(f),
+            "Ask the customer to delete any app registration they created for the MSSP in "
+            "their own tenant, and to grant admin consent to the MSSP's app instead: "
+            + _reconsent(f),
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "federation_not_allowed",
+        "Entra token refused as a federated assertion",
+        "Entra does not accept this Entra-issued token for federation (AADSTS700222): the "
+        "assertion is not from a managed identity of the home tenant.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700222,),
+        remediation=lambda f, p: [
+            "Use the user-assigned managed identity's token (audience api://AzureADTokenExchange) "
+            "as the assertion, and check ENTRA_MANAGED_IDENTITY_CLIENT_ID.",
+            *_fic(f),
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "assertion_time_invalid",
+        "Assertion time invalid — check clock",
+        "Entra says the managed identity token is outside its validity window, and a freshly "
+        "requested one was refused too: the clock of the portal's host (or of the token "
+        "source) is off.",
+        Outcome.PLATFORM_ERROR,
+        codes=(700024,),
+        remediation=lambda f, p: [
+            "Check the clock of the host running the portal's worker (NTP) and of the identity "
+            "endpoint.",
+            f"The assertion presented was valid {f.assertion_window}.",
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "assertion_invalid",
+        "Assertion rejected",
+        "Entra rejected the client assertion itself (malformed, or its signature failed).",
+        Outcome.PLATFORM_ERROR,
+        codes=(700027, 50013, 50027),
+        remediation=lambda f, p: [
+            "Check that the assertion comes from the managed identity (or the workload identity "
+            "token file) and is not altered on the way; run `manage.py doctor`."
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "client_secret_rejected",
+        "Client secret sent",
+        "Entra received a client secret; the portal uses no secret, only the managed "
+        "identity's assertion.",
+        Outcome.PLATFORM_ERROR,
+        codes=(7000215,),
+        remediation=lambda f, p: [
+            "Remove any client secret from the configuration; run `manage.py doctor`.",
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "invalid_scope",
+        "Invalid scope",
+        "Entra refused the scope the portal asked for: the cloud configuration names a "
+        "resource this cloud does not know.",
+        Outcome.PLATFORM_ERROR,
+        codes=(70011,),
+        remediation=lambda f, p: [
+            "Check ENTRA_CLOUD: every resource's scope must belong to the same Microsoft cloud."
+        ],
+        customer=_platform_customer,
+    ),
+    Diagnosis(
+        "exchange_rejected",
+        "Token request rejected",
+        "Entra found the token request itself invalid (missing or malformed parameters).",
+        Outcome.PLATFORM_ERROR,
+        codes=(900144, 9002313, 90011, 7000218, 70003, 50059, 900023),
+        remediation=lambda f, p: [
+            "Check ENTRA_APP_CLIENT_ID, ENTRA_CLOUD and the tenant id; run `manage.py doctor`."
+        ],
+        customer=_platform_customer,
+    ),
+    # -- transient: retried, then the last definitive status stays, marked stale ---------
+    Diagnosis(
+        "throttled",
+        "Throttled by Entra",
+        "Entra answered 429 Too Many Requests (or AADSTS90055 / 50196) even after waiting as "
+        "it asked (Retry-After). The tenant keeps its last definitive status, marked stale.",
+        Outcome.TRANSIENT,
+        codes=(90055, 50196),
+        remediation=lambda f, p: [
+            "Nothing to change: the scheduler verifies stale tenants again soon. If it "
+            "persists, lower VERIFY_CONCURRENCY."
+        ],
+        customer=_transient_customer,
+    ),
+    Diagnosis(
+        "entra_unavailable",
+        "Entra temporarily unavailable",
+        "Entra answered with a server error (5xx, AADSTS90033) after every retry.",
+        Outcome.TRANSIENT,
+        codes=(90033,),
+        remediation=lambda f, p: ["Nothing to change: the scheduler verifies stale tenants again."],
+        customer=_transient_customer,
+    ),
+    Diagnosis(
+        "network_error",
+        "Network error or time-out",
+        "A call to Entra or to a service timed out or could not connect, after every retry.",
+        Outcome.TRANSIENT,
+        remediation=lambda f, p: [
+            "Check the outbound network of the portal's worker (proxy, firewall, DNS) if it "
+            "persists; otherwise nothing to change."
+        ],
+        customer=_transient_customer,
+    ),
+    Diagnosis(
+        "probe_throttled",
+        "Throttled by the service",
+        "A service answered 429 to the probe call even after waiting as it asked.",
+        Outcome.TRANSIENT,
+        remediation=lambda f, p: ["Nothing to change: the scheduler verifies stale tenants again."],
+        customer=_transient_customer,
+    ),
+    Diagnosis(
+        "probe_unavailable",
+        "Service temporarily unavailable",
+        "A service answered the probe call with a server error after every retry.",
+        Outcome.TRANSIENT,
+        remediation=lambda f, p: ["Nothing to change: the scheduler verifies stale tenants again."],
+        customer=_transient_customer,
+    ),
+    Diagnosis(
+        "internal_error",
+        "Verification failed inside the portal",
+        "The verification stopped on an unexpected error in the portal; the worker's log "
+        "has the details. The tenant keeps its last definitive status, marked stale.",
+        Outcome.TRANSIENT,
+        remediation=lambda f, p: ["Look up the worker's log for this verification's id."],
+        customer=_transient_customer,
+    ),
+    # -- the rest ------------------------------------------------------------------------
+    Diagnosis(
+        "offboarded",
+        "Tenant offboarded",
+        "The tenant was offboarded before the verification ran; no token was requested.",
+        Outcome.CANCELLED,
+        remediation=_no_action,
+        customer=lambda f, p: f"{f.mssp_name} no longer accesses your organisation.",
+    ),
+    Diagnosis(
+        "unclassified",
+        "Unclassified error",
+        "Entra or a service answered with an error this catalogue does not know. The code is "
+        "shown as received; access is not proven.",
+        Outcome.INCOMPLETE,
+        remediation=lambda f, p: [
+            f"Look up {f.code or 'the code'} at https://login.microsoftonline.com/error "
+            "and in Microsoft's error code reference; verify again once resolved."
+        ],
+        customer=lambda f, p: "We could not finish the check yet; we will contact you.",
+    ),
+)
+
+CATALOGUE: dict[str, Diagnosis] = {d.key: d for d in _CATALOGUE}
+BY_CODE: dict[int, str] = {code: d.key for d in _CATALOGUE for code in d.codes}
+PLATFORM_KEYS = frozenset(d.key for d in _CATALOGUE if d.outcome == Outcome.PLATFORM_ERROR)
+
+
+def get(key: str) -> Diagnosis:
+    """The catalogue entry for `key`; unknown keys give "unclassified"."""
+    return CATALOGUE.get(key) or CATALOGUE["unclassified"]
+
+
+def describe(verification: Verification) -> Explanation:
+    """What this verification found, with what to do, in the operator's and the customer's
+    words. Never raises on unknown keys or odd results."""
+    tenant = verification.tenant
+    facts = _facts(verification, tenant)
+    problems = _problems(verification)
+    key = verification.diagnosis or (
+        "verified" if verification.outcome == Outcome.VERIFIED else "unclassified"
+    )
+    diagnosis = get(key)
+    if verification.outcome == Outcome.INCOMPLETE and problems:
+        # Everything missing at once, so the customer is asked one time.
+        remediation = _unique(r for p in problems for r in get(p.key).remediation(facts, p))
+        customer = " ".join(_unique(get(p.key).customer(facts, p) for p in problems))
+    else:
+        problem = next((p for p in problems if p.key == key), problems[0] if problems else None)
+        remediation = _unique(diagnosis.remediation(facts, problem))
+        customer = diagnosis.customer(facts, problem)
+    title = diagnosis.title
+    if diagnosis.key == "unclassified" and verification.error_code:
+        title = f"{diagnosis.title}: {verification.error_code}"
+    return Explanation(
+        key=diagnosis.key,
+        outcome=verification.outcome or diagnosis.outcome,
+        title=title,
+        meaning=diagnosis.meaning,
+        remediation=remediation,
+        customer_text=customer,
+        code=verification.error_code,
+    )
+
+
+def _unique(items) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _problems(verification: Verification) -> list[Problem]:
+    results = verification.results if isinstance(verification.results, dict) else {}
+    requirements = {r.resource: r for r in _requirements(verification.tenant)}
+    problems = []
+    for resource, result in results.items():
+        if not isinstance(result, dict):
+            continue
+        key = str(result.get("diagnosis") or "")
+        if not key or key == "verified":
+            continue
+        probe = result.get("probe") if isinstance(result.get("probe"), dict) else {}
+        requirement = requirements.get(resource)
+        problems.append(
+            Problem(
+                resource=resource,
+                title=clouds.TITLES.get(resource, resource),
+                key=key,
+                code=str(result.get("error_code") or ""),
+                roles_missing=tuple(str(r) for r in result.get("roles_missing") or ()),
+                rbac_role=requirement.rbac_role if requirement else "",
+                detail=str(probe.get("detail") or ""),
+            )
+        )
+    return problems
+
+
+def _requirements(tenant: Tenant):
+    try:
+        return tenant.profile.requirements
+    except KeyError:
+        return ()
+
+
+def _facts(verification: Verification, tenant: Tenant) -> Facts:
+    platform = verification.platform if isinstance(verification.platform, dict) else {}
+    claims = platform.get("assertion") if isinstance(platform.get("assertion"), dict) else {}
+    home = settings.ENTRA_HOME_TENANT_ID
+    try:
+        cloud = clouds.current()
+        issuer, audience = cloud.issuer(home), cloud.fic_audience
+    except ValueError:
+        issuer, audience = "", ""
+    window = ""
+    if claims.get("nbf") and claims.get("exp"):
+        window = f"from {_utc(claims['nbf'])} to {_utc(claims['exp'])} (UTC)"
+    loganalytics = (tenant.probe_settings or {}).get("loganalytics")
+    return Facts(
+        tenant_id=str(tenant.tenant_id),
+        tenant_name=tenant.display_name,
+        mssp_name=settings.MSSP_NAME,
+        app_client_id=str(platform.get("app_client_id") or settings.ENTRA_APP_CLIENT_ID),
+        home_tenant_id=home,
+        managed_identity_client_id=settings.ENTRA_MANAGED_IDENTITY_CLIENT_ID,
+        fic_issuer=str(claims.get("iss") or issuer),
+        fic_subject=str(claims.get("sub") or ""),
+        fic_audience=audience,
+        fic_from_token=bool(claims.get("iss") and claims.get("sub")),
+        assertion_window=window,
+        consent_link=_consent_link(tenant),
+        code=verification.error_code,
+        loganalytics=(
+            {str(k): str(v) for k, v in loganalytics.items()}
+            if isinstance(loganalytics, dict)
+            else {}
+        ),
+    )
+
+
+def _utc(epoch: object) -> str:
+    try:
+        return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+
+
+def _consent_link(tenant: Tenant) -> str:
+    """The invitation link the customer can use again, if one is still open."""
+    if tenant.pk is None:
+        return ""
+    # consent depends on tenants, not the other way round: imported here.
+    from consent.links import invitation_url
+    from consent.models import Invitation
+
+    invitation = (
+        Invitation.objects.usable()
+        .filter(Q(tenant=tenant) | Q(expected_tenant_id=tenant.tenant_id))
+        .order_by("-created_at")
+        .first()
+    )
+    return invitation_url(invitation) if invitation else ""

@@ -1,0 +1,352 @@
+"""Running verifications: claim a row, check the tenant resource by resource, record it.
+
+`run_verification(code)` is idempotent: it claims the verification with a conditional
+UPDATE (queued → running, or running whose lease expired → running again) and does nothing
+if another worker holds it or it is done. The lease is renewed between resources; the final
+write is conditional on still holding it (the claim count is the fencing token), so a
+worker that was presumed dead cannot overwrite the result of the one that took over.
+
+`run_batch(codes)` runs many with a bounded thread pool (VERIFY_CONCURRENCY): each tenant's
+waits (latency, Retry-After) overlap with the others', and a throttled tenant holds one
+thread for a bounded time, not the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.log import record
+from mssp_portal import clouds, identity
+from tenants.models import PlatformAlert, Tenant, Verification
+from tenants.profiles import Requirement
+from tenants.verification import classify, diagnosis, probes, retry
+from tenants.verification.exchange import Exchange, unverified_claims
+
+logger = logging.getLogger("mssp_portal.verification")
+
+Outcome = Verification.Outcome
+ASSERTION_TIME_INVALID = 700024
+
+
+class LeaseLost(Exception):
+    """Another worker took the verification over (this one was presumed dead)."""
+
+
+@dataclass
+class Result:
+    outcome: str
+    diagnosis: str
+    error_code: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+    platform: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exchanged(self) -> bool:
+        """A token was obtained: identity, federated credential and clock all work."""
+        return any(r.get("token") == "ok" for r in self.results.values())
+
+
+# -- claiming -----------------------------------------------------------------------------
+
+
+def _lease_end():
+    return timezone.now() + timedelta(seconds=settings.VERIFY_LEASE)
+
+
+def claim(code: str) -> Verification | None:
+    """Take the verification for this worker, or None if it is not claimable."""
+    try:
+        claimable = Verification.objects.claimable().filter(code=code)
+        claimed = claimable.update(
+            state=Verification.State.RUNNING,
+            started_at=timezone.now(),
+            lease_expires_at=_lease_end(),
+            attempts=F("attempts") + 1,
+        )
+    except ValidationError:  # not a UUID
+        return None
+    if not claimed:
+        return None
+    return Verification.objects.select_related("tenant").get(code=code)
+
+
+def _holding(verification: Verification):
+    return Verification.objects.filter(
+        pk=verification.pk, state=Verification.State.RUNNING, attempts=verification.attempts
+    )
+
+
+def _renew_lease(verification: Verification) -> None:
+    if not _holding(verification).update(lease_expires_at=_lease_end()):
+        raise LeaseLost(str(verification.code))
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def run_verification(code: str) -> Verification | None:
+    """Claim and run one verification; returns it finished, or None when there was nothing
+    for this worker to do (already running elsewhere, done, unknown, or taken over)."""
+    verification = claim(code)
+    if verification is None:
+        return None
+    try:
+        result = check(verification)
+    except LeaseLost:
+        logger.warning("verification %s: lease lost, another worker has it", code)
+        return None
+    except Exception:
+        logger.exception("verification %s: unexpected error", code)
+        result = Result(Outcome.TRANSIENT, "internal_error")
+    return finish(verification, result)
+
+
+def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Verification | None]:
+    """Run verifications in parallel, at most `concurrency` (VERIFY_CONCURRENCY) at once."""
+    if not codes:
+        return []
+    workers = max(1, min(concurrency or settings.VERIFY_CONCURRENCY, len(codes)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        return list(pool.map(_run_in_thread, [str(c) for c in codes]))
+
+
+def _run_in_thread(code: str) -> Verification | None:
+    try:
+        return run_verification(code)
+    except Exception:
+        # The row keeps its lease and is picked up again once it expires.
+        logger.exception("verification %s: could not be recorded", code)
+        return None
+    finally:
+        # Each pool thread has its own connection; it must not outlive the thread.
+        connections.close_all()
+
+
+def check(verification: Verification) -> Result:
+    """Check the tenant, resource by resource, in the order of its access profile."""
+    tenant = verification.tenant
+    if tenant.status == Tenant.Status.OFFBOARDED:
+        # An offboarded tenant never gets a token request.
+        return Result(Outcome.CANCELLED, "offboarded")
+    cloud = clouds.current()
+    if tenant.cloud != cloud.name:
+        return Result(Outcome.NO_ACCESS, "wrong_cloud")
+    client_id = settings.ENTRA_APP_CLIENT_ID
+    exchange = Exchange(str(tenant.tenant_id), cloud, client_id)
+    policy = retry.Policy.from_settings()
+    results: dict[str, Any] = {}
+    stop: tuple[str, str, str] | None = None
+    incomplete: tuple[str, str, str] | None = None
+    try:
+        for requirement in tenant.profile.requirements:
+            if stop is not None:
+                results[requirement.resource] = _skipped(requirement)
+                continue
+            result, outcome = _check_resource(requirement, tenant, cloud, exchange, policy)
+            results[requirement.resource] = result
+            found = (outcome, result["diagnosis"], result["error_code"] or _probe_code(result))
+            if classify.is_definitive_stop(outcome):
+                stop = found
+            elif outcome == Outcome.INCOMPLETE and incomplete is None:
+                incomplete = found
+            _renew_lease(verification)
+    finally:
+        exchange.close()
+    platform = {"app_client_id": client_id, "assertion": exchange.source.claims}
+    if exchange.source.failure:
+        platform["identity_failure"] = exchange.source.failure
+    outcome, key, code = stop or incomplete or (Outcome.VERIFIED, "verified", "")
+    return Result(outcome, key, code, results, platform)
+
+
+def _probe_code(result: dict[str, Any]) -> str:
+    status = (result.get("probe") or {}).get("status")
+    return f"HTTP {status}" if status else ""
+
+
+def _skipped(requirement: Requirement) -> dict[str, Any]:
+    return {
+        "token": "skipped",
+        "error": "",
+        "error_code": "",
+        "http_status": None,
+        "tid_matches": None,
+        "roles_seen": [],
+        "roles_required": list(requirement.permissions),
+        "roles_missing": [],
+        "probe": None,
+        "diagnosis": "",
+    }
+
+
+def _check_resource(
+    requirement: Requirement,
+    tenant: Tenant,
+    cloud: clouds.Cloud,
+    exchange: Exchange,
+    policy: retry.Policy,
+) -> tuple[dict[str, Any], str]:
+    """One resource: token, tid, roles, probe. Returns (result, outcome)."""
+    result = _skipped(requirement)
+    resource = cloud.resources.get(requirement.resource)
+    if resource is None:
+        result["diagnosis"] = "resource_unavailable_in_cloud"
+        return result, Outcome.INCOMPLETE
+
+    answer, retries = retry.run(lambda: exchange.request(resource.scope), policy)
+    if answer.code == ASSERTION_TIME_INVALID:
+        # Maybe only the cached assertion is too old (or too new) for Entra: ask the identity
+        # for a fresh one, once. If that is refused too, the clock is off.
+        identity.forget_assertion()
+        answer, more = retry.run(lambda: exchange.request(resource.scope), policy)
+        retries += 1 + more
+    result.update(
+        token="ok" if answer.ok else "failed",
+        error=answer.error,
+        error_code=answer.error_code,
+        http_status=answer.status if not answer.ok else 200,
+        retries=retries,
+    )
+    if not answer.ok:
+        key, outcome = token_failure(answer)
+        result["diagnosis"] = key
+        return result, outcome
+
+    claims = unverified_claims(answer.token)
+    roles = [str(r) for r in claims.get("roles") or [] if isinstance(r, str)]
+    result["tid_matches"] = str(claims.get("tid", "")).lower() == str(tenant.tenant_id).lower()
+    result["roles_seen"] = sorted(roles)
+    result["roles_missing"] = [p for p in requirement.permissions if p not in roles]
+    if not result["tid_matches"]:
+        # Not this tenant's token: it is not sent anywhere.
+        result["diagnosis"] = "tenant_mismatch"
+        return result, Outcome.NO_ACCESS
+
+    session = identity.pooled_session()
+    try:
+        probe, probe_retries = retry.run(
+            lambda: probes.probe(requirement.resource, answer.token, tenant, cloud, session),
+            policy,
+        )
+    except probes.NotConfigured as exc:
+        result["probe"] = {"status": None, "ok": False, "detail": str(exc)}
+        result["diagnosis"] = "loganalytics_not_configured"
+        return result, Outcome.INCOMPLETE
+    result["probe"] = probe.as_result()
+    result["retries"] += probe_retries
+    if probe.organization:
+        result["organization"] = probe.organization
+    if probe.ok:
+        if result["roles_missing"]:
+            result["diagnosis"] = "role_missing"
+            return result, Outcome.INCOMPLETE
+        result["diagnosis"] = "verified"
+        return result, Outcome.VERIFIED
+    if probe.empty:
+        result["diagnosis"] = "arm_no_subscriptions"
+        return result, Outcome.INCOMPLETE
+    if probe.network_error:
+        result["diagnosis"] = "network_error"
+        return result, Outcome.TRANSIENT
+    key, outcome = classify.probe_error(
+        requirement.resource, probe.status or 0, bool(result["roles_missing"])
+    )
+    result["diagnosis"] = key
+    return result, outcome
+
+
+def token_failure(answer) -> tuple[str, str]:
+    if answer.kind == "identity":
+        return "identity_unavailable", Outcome.PLATFORM_ERROR
+    if answer.kind == "network":
+        return "network_error", Outcome.TRANSIENT
+    if answer.kind == "config":
+        return "exchange_rejected", Outcome.PLATFORM_ERROR
+    return classify.token_error(answer.error, answer.status, answer.code)
+
+
+# -- recording ----------------------------------------------------------------------------
+
+
+def finish(verification: Verification, result: Result) -> Verification | None:
+    """Record the result and apply it to the tenant, if this worker still holds the lease."""
+    now = timezone.now()
+    with transaction.atomic():
+        done = _holding(verification).update(
+            state=Verification.State.DONE,
+            outcome=result.outcome,
+            diagnosis=result.diagnosis,
+            error_code=result.error_code[:32],
+            results=result.results,
+            platform=result.platform,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        if not done:
+            logger.warning("verification %s: lease lost before recording", verification.code)
+            return None
+        verification.state = Verification.State.DONE
+        verification.outcome = result.outcome
+        verification.diagnosis = result.diagnosis
+        verification.error_code = result.error_code[:32]
+        verification.results = result.results
+        verification.platform = result.platform
+        verification.finished_at = now
+        verification.lease_expires_at = None
+
+        tenant = Tenant.objects.select_for_update().get(pk=verification.tenant_id)
+        verification.tenant = tenant
+        before = tenant.status
+        tenant.save(update_fields=tenant.record_verification(verification))
+        if tenant.status != before:
+            record(
+                "tenant.status_changed",
+                "success",
+                actor="system",
+                tenant_id=tenant.tenant_id,
+                detail={
+                    "from": before,
+                    "to": tenant.status,
+                    "diagnosis": result.diagnosis,
+                    "verification": verification.code,
+                },
+            )
+        if result.outcome == Outcome.PLATFORM_ERROR:
+            _raise_alert(verification)
+        elif result.exchanged and PlatformAlert.resolve_open():
+            record("platform.alerts_resolved", "success", actor="system")
+    logger.info(
+        "verification %s tenant=%s outcome=%s diagnosis=%s code=%s attempt=%s",
+        verification.code,
+        tenant.tenant_id,
+        result.outcome,
+        result.diagnosis,
+        result.error_code or "-",
+        verification.attempts,
+    )
+    return verification
+
+
+def _raise_alert(verification: Verification) -> None:
+    explanation = diagnosis.describe(verification)
+    detail = "\n".join([explanation.meaning, *explanation.remediation])
+    alert, opened = PlatformAlert.raise_alert(explanation.key, explanation.title, detail)
+    if opened:
+        record(
+            "platform.alert_opened",
+            "failure",
+            actor="system",
+            tenant_id=verification.tenant.tenant_id,
+            detail={"alert": alert.key, "code": verification.error_code},
+        )

@@ -1,0 +1,77 @@
+"""Scheduled re-verification: what `manage.py run_scheduler` does on every tick.
+
+A tick queues a verification for every active tenant that is due (not checked within
+VERIFY_INTERVAL; stale ones after VERIFY_STALE_INTERVAL) and hands them to the task worker
+in batches, each run with VERIFY_CONCURRENCY threads. It also puts back verifications that
+nobody is running: a claimed one whose worker died (lease expired), or a queued one whose
+task was lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.models import Tenant, Verification
+
+
+@dataclass(frozen=True)
+class Tick:
+    enqueued: int  # new scheduled verifications
+    requeued: int  # orphaned verifications handed to a worker again
+
+
+def tick() -> Tick:
+    requeued = requeue_orphans()
+    enqueued = enqueue_due()
+    return Tick(enqueued=enqueued, requeued=requeued)
+
+
+def enqueue_due() -> int:
+    due = Tenant.objects.due_for_verification(
+        timedelta(seconds=settings.VERIFY_INTERVAL),
+        stale_interval=timedelta(seconds=settings.VERIFY_STALE_INTERVAL),
+    ).order_by("last_checked_at", "pk")
+    codes = []
+    for tenant in due.iterator():
+        verification, created = tenant.request_verification(Verification.Trigger.SCHEDULE)
+        if created:
+            codes.append(str(verification.code))
+    _hand_over(codes)
+    return len(codes)
+
+
+def requeue_orphans() -> int:
+    """Queue again what no worker is running. A requeued verification is not requeued again
+    before another lease period has passed (its `lease_expires_at`), so a long task queue
+    does not fill up with duplicates."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.VERIFY_LEASE)
+    running_expired = Q(state=Verification.State.RUNNING, lease_expires_at__lt=now)
+    queued_forgotten = Q(state=Verification.State.QUEUED) & (
+        Q(lease_expires_at__isnull=True, created_at__lt=now - lease) | Q(lease_expires_at__lt=now)
+    )
+    codes = []
+    for code in Verification.objects.filter(running_expired | queued_forgotten).values_list(
+        "code", flat=True
+    ):
+        # Row by row, with the same condition: a worker may claim one meanwhile.
+        taken = Verification.objects.filter(running_expired | queued_forgotten, code=code).update(
+            state=Verification.State.QUEUED, lease_expires_at=now + lease
+        )
+        if taken:
+            codes.append(str(code))
+    _hand_over(codes)
+    return len(codes)
+
+
+def _hand_over(codes: list[str]) -> None:
+    from tenants.tasks import verify_batch
+
+    size = max(settings.VERIFY_BATCH_SIZE, 1)
+    for start in range(0, len(codes), size):
+        verify_batch.enqueue(codes[start : start + size])
