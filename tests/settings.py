@@ -25,3 +25,14 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # beside it are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# The verification engine runs tenants on threads, each with its own connection. SQLite's
+# in-memory test database shares one cache between connections and locks whole tables
+# ("database table is locked") instead of waiting; a file database waits (timeout above).
+# One file per test process, so parallel runs do not collide.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"mssp-portal-test-{os.getpid()}.sqlite3")
+    }
