@@ -96,9 +96,7 @@ def test_it_reports_an_app_disabled_in_the_tenant(sandbox, consent, make_tenant,
     assert "Enabled for users to sign in" in diagnosis.describe(verification).customer_text
 
 
-def test_it_reports_a_missing_defender_licence_as_incomplete(
-    sandbox, consent, make_tenant, verify
-):
+def test_it_reports_a_missing_defender_licence_as_incomplete(sandbox, consent, make_tenant, verify):
     consent(TAILSPIN)
     tenant = make_tenant(TAILSPIN, "full-soc")
 
