@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -11,6 +12,10 @@ from django.utils import timezone
 
 from tenants import profiles
 from tenants.models import Tenant
+
+# What `issue_ticket` hands out: token_urlsafe(32) is 43 base64url characters. The callback
+# refuses anything else before it looks a ticket up.
+STATE_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):
@@ -76,6 +81,22 @@ class Invitation(models.Model):
             return "Expired"
         return self.get_status_display()
 
+    def mark_used(self, tenant: Tenant) -> None:
+        """Consent from this invitation was recorded for `tenant` (keeps the first time)."""
+        self.status = self.Status.USED
+        self.tenant = tenant
+        self.used_at = self.used_at or timezone.now()
+        self.save(update_fields=["status", "tenant", "used_at"])
+
+    def revoke(self) -> bool:
+        """Withdraw an open invitation; False when it was already used or revoked."""
+        revoked = Invitation.objects.filter(pk=self.pk, status=self.Status.OPEN).update(
+            status=self.Status.REVOKED
+        )
+        if revoked:
+            self.status = self.Status.REVOKED
+        return revoked == 1
+
     def issue_ticket(self) -> tuple[ConsentTicket, str]:
         """A new single-use `state` for one trip to Entra's consent page.
 
@@ -96,14 +117,21 @@ class ConsentTicket(models.Model):
     """The `state` of one admin-consent request: single use, expiring, bound to an invitation
     and the tenant it expects."""
 
+    class Result(models.TextChoices):
+        CONSENTED = "consented", "Consent reported"
+        DECLINED = "declined", "Declined or failed at Microsoft"
+        TENANT_MISMATCH = "tenant_mismatch", "Rejected: another tenant"
+        EXPIRED = "expired", "Rejected: expired"
+        WITHDRAWN = "withdrawn", "Rejected: invitation revoked"
+
     invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tickets")
     state_hash = models.CharField(max_length=64, unique=True)
     expected_tenant_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
-    # What the callback that redeemed it said: "consented", "declined", "tenant_mismatch".
-    result = models.CharField(max_length=32, blank=True)
+    # What the callback that redeemed it said.
+    result = models.CharField(max_length=32, choices=Result.choices, blank=True)
     tenant_id = models.UUIDField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -1,0 +1,86 @@
+"""manage.py create_invitation --customer NAME [--tenant GUID|DOMAIN] [--profile KEY] [--days N]
+
+Prints the invitation URL to send to the customer, and nothing else, so scripts can use it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from audit import log as audit
+from audit.models import AuditEvent
+from consent import links
+from consent.forms import InvitationForm
+from consent.models import Invitation
+from tenants import profiles
+
+
+class Command(BaseCommand):
+    help = "Create a consent invitation for a customer and print its URL."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--customer", required=True, help="the customer's name, as shown")
+        parser.add_argument(
+            "--tenant",
+            default="",
+            help="the customer's tenant ID, or a domain they verified (looked up in Entra)",
+        )
+        parser.add_argument(
+            "--profile",
+            default=profiles.DEFAULT_PROFILE,
+            help=f"access profile: {', '.join(profiles.PROFILES)}",
+        )
+        parser.add_argument(
+            "--days",
+            default=str(settings.INVITATION_DEFAULT_DAYS),
+            help="days until the invitation expires",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        form = InvitationForm(
+            data={
+                "customer_name": options["customer"],
+                "tenant": options["tenant"],
+                "access_profile": options["profile"],
+                "days": options["days"],
+            }
+        )
+        if not form.is_valid():
+            names = {"customer_name": "--customer", "access_profile": "--profile"}
+            problems = [
+                f"{names.get(field, '--' + field)}: {' '.join(messages)}"
+                for field, messages in form.errors.items()
+            ]
+            if "access_profile" in form.errors:
+                problems.append(f"Profiles: {', '.join(profiles.PROFILES)}.")
+            raise CommandError("No invitation created. " + " ".join(problems))
+
+        data = form.cleaned_data
+        expected = data["tenant"]
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                customer_name=data["customer_name"],
+                expected_tenant_id=expected.tenant_id if expected else None,
+                expected_domain=expected.domain if expected else "",
+                access_profile=data["access_profile"],
+                expires_at=timezone.now() + timedelta(days=data["days"]),
+                created_by="cli",
+            )
+            audit.record(
+                "consent.invitation_created",
+                AuditEvent.Outcome.SUCCESS,
+                actor="cli",
+                tenant_id=invitation.expected_tenant_id,
+                detail={
+                    "invitation": invitation.code,
+                    "customer": invitation.customer_name,
+                    "access_profile": invitation.access_profile,
+                },
+            )
+        self.stdout.write(links.invitation_url(invitation))

@@ -1,0 +1,393 @@
+"""The customer's side of onboarding: invitation page → Entra's admin consent → callback →
+landing page. Everyone here is anonymous; what they hold is an invitation code or a `state`.
+
+The callback is only a hint (Microsoft: the `tenant` parameter can be forged). It records
+"consent reported" and queues a verification; only a token from that tenant proves access.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from audit import log as audit
+from audit.models import AuditEvent
+from consent import links
+from consent.forms import ConsentCallbackForm
+from consent.models import ConsentTicket, Invitation
+from mssp_portal import clouds
+from mssp_portal.untrusted import for_log
+from tenants.models import Tenant, Verification
+from tenants.tasks import enqueue_verification
+
+logger = logging.getLogger("mssp_portal.consent")
+
+# Entra's own callbacks are a few hundred characters; web servers commonly refuse request
+# lines past 4-8 KB. Anything longer is not from Entra and is refused unread.
+MAX_QUERY_LENGTH = 8192
+
+# What a Microsoft `error` means for the customer. Only this value picks the explanation;
+# `error_description` is the sender's free text and never drives anything.
+KNOWN_ERRORS = {
+    "access_denied",
+    "consent_required",
+    "interaction_required",
+    "invalid_client",
+    "invalid_request",
+    "invalid_scope",
+    "login_required",
+    "server_error",
+    "temporarily_unavailable",
+    "unauthorized_client",
+}
+
+CUSTOMER = "customer"
+
+
+def no_referrer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Referrer-Policy: no-referrer. These URLs carry the invitation code or the consent
+    response; no link followed from them may pass them on."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return wrapper
+
+
+def unavailable_on_database_error(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A database outage gets a "please retry" page (503), not a traceback. Every write of
+    these views sits in one transaction, so nothing is half-done when this page shows."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            reference = uuid.uuid4()
+            logger.error(
+                "consent view=%s database unavailable: %s: %s reference=%s",
+                view.__name__,
+                type(exc).__name__,
+                for_log(exc, 200),
+                reference,
+            )
+            context = {"reference": reference, "at_callback": view.__name__ == "callback"}
+            response = render(request, "consent/unavailable.html", context, status=503)
+            response.headers["Retry-After"] = "30"
+            return response
+
+    return wrapper
+
+
+def _get_invitation(code: uuid.UUID) -> Invitation | None:
+    return Invitation.objects.select_related("tenant").filter(code=code).first()
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "consent/not_found.html", status=404)
+
+
+def _closed(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    return render(request, "consent/invitation_closed.html", {"invitation": invitation}, status=410)
+
+
+@no_referrer
+@never_cache
+@require_GET
+@unavailable_on_database_error
+def invitation(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    invitation = _get_invitation(code)
+    if invitation is None:
+        return _not_found(request)
+    if not invitation.is_usable:
+        return _closed(request, invitation)
+
+    profile = invitation.profile
+    requirements = [
+        {"title": clouds.TITLES[r.resource], "requirement": r} for r in profile.requirements
+    ]
+    context = {"invitation": invitation, "profile": profile, "requirements": requirements}
+    response = render(request, "consent/invitation.html", context)
+    # The button's POST is answered with a redirect to Entra; browsers apply form-action to
+    # that redirect too, so this page allows the cloud's sign-in host as well.
+    response._csp_update = {"form-action": [clouds.current().login_url]}
+    return response
+
+
+@no_referrer
+@never_cache
+@require_POST
+@csrf_protect
+@unavailable_on_database_error
+def start(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    invitation = _get_invitation(code)
+    if invitation is None:
+        return _not_found(request)
+    if not invitation.is_usable:
+        return _closed(request, invitation)
+
+    with transaction.atomic():
+        ticket, state = invitation.issue_ticket()
+        audit.record(
+            "consent.started",
+            AuditEvent.Outcome.SUCCESS,
+            actor=CUSTOMER,
+            tenant_id=invitation.expected_tenant_id,
+            detail={"invitation": invitation.code},
+        )
+    return HttpResponseRedirect(links.admin_consent_url(ticket.expected_tenant_id, state))
+
+
+@no_referrer
+@never_cache
+@require_GET
+@unavailable_on_database_error
+def callback(request: HttpRequest) -> HttpResponse:
+    """Entra's admin-consent redirect. Registered on the app: this path never changes."""
+    query_length = len(request.META.get("QUERY_STRING", ""))
+    if query_length > MAX_QUERY_LENGTH:
+        return _invalid(request, f"query string of {query_length} characters")
+    form = ConsentCallbackForm(request.GET)
+    if not form.is_valid():
+        return _invalid(request, form.problems())
+    data = form.cleaned_data
+
+    ticket = (
+        ConsentTicket.objects.select_related("invitation", "invitation__tenant")
+        .filter(state_hash=ConsentTicket.hash(data["state"]))
+        .first()
+    )
+    if ticket is None:
+        return _invalid(request, "unknown state")
+    if ticket.used_at is not None:
+        return _already_used(request, ticket)
+    if ticket.is_expired:
+        return _expired(request, ticket)
+    if ticket.invitation.status == Invitation.Status.REVOKED:
+        return _withdrawn(request, ticket)
+    if data["error"]:
+        return _declined(request, ticket, data["error"], data["error_description"])
+
+    tenant_id = data["tenant"]
+    expected = ticket.expected_tenant_id
+    if expected is None and ticket.invitation.tenant is not None:
+        # An invitation without an expected tenant is bound by its first consent.
+        expected = ticket.invitation.tenant.tenant_id
+    if expected is not None and tenant_id != expected:
+        return _tenant_mismatch(request, ticket, tenant_id, expected)
+    return _record_consent(request, ticket, tenant_id)
+
+
+def _invalid(request: HttpRequest, why: str) -> HttpResponse:
+    """Nothing to tie the callback to: nothing is recorded, only a log line."""
+    reference = uuid.uuid4()
+    logger.warning("consent callback rejected: %s reference=%s", for_log(why, 200), reference)
+    return render(request, "consent/link_invalid.html", {"reference": reference}, status=400)
+
+
+def _already_used(request: HttpRequest, ticket: ConsentTicket) -> HttpResponse:
+    # A refresh, the back button, or a replay: the first answer stands.
+    event = audit.record(
+        "consent.replayed",
+        AuditEvent.Outcome.DENIED,
+        actor=CUSTOMER,
+        tenant_id=ticket.tenant_id,
+        detail={"invitation": ticket.invitation.code, "first_result": ticket.result},
+    )
+    context = {
+        "ticket": ticket,
+        "invitation": ticket.invitation,
+        "recorded": ticket.result == ConsentTicket.Result.CONSENTED,
+        "reference": event.correlation_id,
+    }
+    return render(request, "consent/already_used.html", context, status=400)
+
+
+def _redeem_and_audit(
+    ticket: ConsentTicket,
+    result: str,
+    action: str,
+    outcome: str = AuditEvent.Outcome.DENIED,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    detail: dict[str, object] | None = None,
+) -> AuditEvent | None:
+    """Consume the ticket for a callback that records no consent, and audit it. None when
+    a concurrent request consumed the ticket first."""
+    with transaction.atomic():
+        if not ticket.redeem(result, tenant_id):
+            return None
+        return audit.record(
+            action,
+            outcome,
+            actor=CUSTOMER,
+            tenant_id=tenant_id,
+            detail={"invitation": ticket.invitation.code, **(detail or {})},
+        )
+
+
+def _lost_race(request: HttpRequest, ticket: ConsentTicket) -> HttpResponse:
+    ticket.refresh_from_db(fields=["used_at", "result", "tenant_id"])
+    return _already_used(request, ticket)
+
+
+def _expired(request: HttpRequest, ticket: ConsentTicket) -> HttpResponse:
+    event = _redeem_and_audit(
+        ticket,
+        ConsentTicket.Result.EXPIRED,
+        "consent.expired",
+        detail={"expired_at": ticket.expires_at.isoformat()},
+    )
+    if event is None:
+        return _lost_race(request, ticket)
+    context = {"invitation": ticket.invitation, "reference": event.correlation_id}
+    return render(request, "consent/link_expired.html", context, status=400)
+
+
+def _withdrawn(request: HttpRequest, ticket: ConsentTicket) -> HttpResponse:
+    event = _redeem_and_audit(ticket, ConsentTicket.Result.WITHDRAWN, "consent.withdrawn")
+    if event is None:
+        return _lost_race(request, ticket)
+    context = {"invitation": ticket.invitation, "reference": event.correlation_id}
+    return render(request, "consent/withdrawn.html", context, status=400)
+
+
+def _declined(
+    request: HttpRequest, ticket: ConsentTicket, error: str, description: str
+) -> HttpResponse:
+    known = error if error in KNOWN_ERRORS else "unrecognised"
+    event = _redeem_and_audit(
+        ticket,
+        ConsentTicket.Result.DECLINED,
+        "consent.declined",
+        AuditEvent.Outcome.FAILURE,
+        detail={"error": known},
+    )
+    if event is None:
+        return _lost_race(request, ticket)
+    # The one place the description goes: a single escaped, bounded log line.
+    logger.info(
+        "consent declined at Microsoft: error=%s description=%s reference=%s",
+        for_log(error, 64),
+        for_log(description),
+        event.correlation_id,
+    )
+    context = {
+        "invitation": ticket.invitation,
+        "error": known,
+        "can_retry": ticket.invitation.is_usable,
+        "reference": event.correlation_id,
+    }
+    return render(request, "consent/declined.html", context, status=400)
+
+
+def _tenant_mismatch(
+    request: HttpRequest, ticket: ConsentTicket, tenant_id: uuid.UUID, expected: uuid.UUID
+) -> HttpResponse:
+    event = _redeem_and_audit(
+        ticket,
+        ConsentTicket.Result.TENANT_MISMATCH,
+        "consent.tenant_mismatch",
+        tenant_id=tenant_id,
+        detail={"expected_tenant": expected},
+    )
+    if event is None:
+        return _lost_race(request, ticket)
+    logger.warning(
+        "consent callback for tenant %s on an invitation for %s rejected reference=%s",
+        tenant_id,
+        expected,
+        event.correlation_id,
+    )
+    context = {"invitation": ticket.invitation, "reference": event.correlation_id}
+    return render(request, "consent/tenant_mismatch.html", context, status=400)
+
+
+def _record_consent(
+    request: HttpRequest, ticket: ConsentTicket, tenant_id: uuid.UUID
+) -> HttpResponse:
+    invitation = ticket.invitation
+    with transaction.atomic():
+        # The conditional UPDATE serialises duplicates: of two identical callbacks racing
+        # here, the second finds the ticket used and records nothing.
+        if not ticket.redeem(ConsentTicket.Result.CONSENTED, tenant_id):
+            return _lost_race(request, ticket)
+        tenant = _tenant_reported(invitation, tenant_id)
+        invitation.mark_used(tenant)
+        audit.record(
+            "consent.reported",
+            AuditEvent.Outcome.SUCCESS,
+            actor=CUSTOMER,
+            tenant_id=tenant_id,
+            detail={"invitation": invitation.code, "access_profile": invitation.access_profile},
+        )
+        enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)
+    # Post/Redirect/Get: refreshing the landing page never replays the callback.
+    response = HttpResponseRedirect(reverse("consent:landing", args=[invitation.code]))
+    response.status_code = 303
+    return response
+
+
+def _tenant_reported(invitation: Invitation, tenant_id: uuid.UUID) -> Tenant:
+    """Create the tenant as "consent reported", or bring an existing one back to it (a
+    re-consent, or an offboarded customer returning)."""
+    now = timezone.now()
+    cloud = clouds.current().name
+    tenant, created = Tenant.objects.select_for_update().get_or_create(
+        tenant_id=tenant_id,
+        defaults={
+            "display_name": invitation.customer_name,
+            "primary_domain": invitation.expected_domain,
+            "cloud": cloud,
+            "access_profile": invitation.access_profile,
+            "status": Tenant.Status.CONSENT_REPORTED,
+            "consent_reported_at": now,
+        },
+    )
+    if created:
+        return tenant
+    fields = tenant.set_status(Tenant.Status.CONSENT_REPORTED)
+    tenant.consent_reported_at = now
+    tenant.cloud = cloud
+    tenant.access_profile = invitation.access_profile
+    tenant.offboarded_at = None
+    fields += ["consent_reported_at", "cloud", "access_profile", "offboarded_at"]
+    if not tenant.display_name:
+        tenant.display_name = invitation.customer_name
+        fields.append("display_name")
+    tenant.save(update_fields=fields)
+    return tenant
+
+
+@no_referrer
+@never_cache
+@require_GET
+@unavailable_on_database_error
+def landing(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    invitation = _get_invitation(code)
+    if invitation is None or invitation.tenant is None:
+        return _not_found(request)
+    tenant = invitation.tenant
+    verification = tenant.verifications.order_by("-created_at").first()
+    context = {
+        "invitation": invitation,
+        "tenant": tenant,
+        "verification": verification,
+        "checking": verification is not None and verification.state in Verification.OPEN_STATES,
+    }
+    return render(request, "consent/landing.html", context)
