@@ -31,7 +31,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         interval = options["tick"] or settings.VERIFY_SCHEDULER_TICK
         while True:
-            close_old_connections()
             result = tick()
             if result.enqueued or result.requeued or options["once"]:
                 self.stdout.write(
@@ -41,3 +40,5 @@ class Command(BaseCommand):
             if options["once"]:
                 return
             time.sleep(interval)
+            # A long-lived process: drop a connection the database closed meanwhile.
+            close_old_connections()

@@ -1,0 +1,212 @@
+"""Running verifications: deduplication, claims and leases, batches, the scheduler, tasks."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from tenants.models import Tenant, Verification
+from tenants.tasks import enqueue_verification
+from tenants.verification import runner, scheduler
+from tests.conftest import ADATUM, NORTHWIND, TAILSPIN, WOODGROVE
+
+Outcome = Verification.Outcome
+
+
+def _at_once(count: int, work) -> list:
+    """Run `work` on `count` threads released together; returns their results."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work()
+        except Exception as exc:  # reported below, not swallowed
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def _tasks(name: str) -> list[DBTaskResult]:
+    return list(DBTaskResult.objects.filter(task_path=f"tenants.tasks.{name}"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_simultaneous_requests_make_one_verification(make_tenant):
+    tenant = make_tenant(NORTHWIND)
+
+    results = _at_once(
+        10,
+        lambda: enqueue_verification(
+            Tenant.objects.get(pk=tenant.pk), Verification.Trigger.MANUAL, "admin@example"
+        ),
+    )
+
+    assert Verification.objects.count() == 1
+    assert sorted(created for _, created in results) == [False] * 9 + [True]
+    assert {v.pk for v, _ in results} == {Verification.objects.get().pk}
+    assert len(_tasks("verify_tenant")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_workers_on_one_verification_run_it_once(sandbox, consent, make_tenant):
+    consent(NORTHWIND)
+    tenant = make_tenant(NORTHWIND)
+    verification, _ = tenant.request_verification(Verification.Trigger.MANUAL)
+    sandbox.control.reset_counters()
+
+    results = _at_once(10, lambda: runner.run_verification(str(verification.code)))
+
+    assert len([r for r in results if r is not None]) == 1
+    verification.refresh_from_db()
+    assert verification.outcome == Outcome.VERIFIED
+    assert verification.attempts == 1
+    assert sandbox.control.counters()["by_tenant"][NORTHWIND]["token"] == 2
+    # Done is done: running it again does nothing.
+    assert runner.run_verification(str(verification.code)) is None
+
+
+def test_a_killed_workers_verification_is_picked_up_when_its_lease_expires(
+    sandbox, consent, make_tenant, settings
+):
+    consent(NORTHWIND)
+    tenant = make_tenant(NORTHWIND)
+    verification, _ = tenant.request_verification(Verification.Trigger.MANUAL)
+    # A worker claims it, then dies before recording anything.
+    dead = runner.claim(str(verification.code))
+    assert dead.state == Verification.State.RUNNING
+
+    assert runner.run_verification(str(verification.code)) is None  # the lease still holds
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=settings.VERIFY_LEASE + 1)):
+        finished = runner.run_verification(str(verification.code))
+
+    assert finished.outcome == Outcome.VERIFIED
+    assert finished.attempts == 2
+    # Had the first worker only been slow, its late result is not written over this one.
+    assert runner.finish(dead, runner.Result(Outcome.NO_ACCESS, "not_consented")) is None
+    verification.refresh_from_db()
+    assert verification.outcome == Outcome.VERIFIED
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.VERIFIED
+
+
+def test_it_ignores_unknown_and_malformed_codes(db):
+    assert runner.run_verification("00000000-0000-0000-0000-000000000000") is None
+    assert runner.run_verification("not-a-uuid") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_verifies_a_fleet_in_parallel(sandbox, consent, make_tenant):
+    for tid in (NORTHWIND, TAILSPIN, WOODGROVE):
+        consent(tid)
+    tenants = [
+        make_tenant(NORTHWIND, "full-soc"),
+        make_tenant(TAILSPIN, "full-soc"),
+        make_tenant(WOODGROVE),
+        make_tenant(ADATUM),
+    ]
+    codes = [str(t.request_verification(Verification.Trigger.CLI)[0].code) for t in tenants]
+
+    finished = runner.run_batch(codes, concurrency=4)
+
+    assert [v.outcome for v in finished] == [
+        Outcome.VERIFIED,
+        Outcome.INCOMPLETE,
+        Outcome.VERIFIED,
+        Outcome.NO_ACCESS,
+    ]
+    # The runs overlapped.
+    assert max(v.started_at for v in finished) < min(v.finished_at for v in finished)
+
+
+def test_the_scheduler_queues_due_tenants_in_batches(make_tenant, settings):
+    settings.VERIFY_BATCH_SIZE = 2
+    now = timezone.now()
+    interval = timedelta(seconds=settings.VERIFY_INTERVAL)
+    never = make_tenant(NORTHWIND)
+    overdue = make_tenant(TAILSPIN, last_checked_at=now - interval - timedelta(minutes=1))
+    stale = make_tenant(
+        WOODGROVE,
+        last_checked_at=now - timedelta(seconds=settings.VERIFY_STALE_INTERVAL + 60),
+        stale_since=now - timedelta(hours=1),
+        status=Tenant.Status.VERIFIED,
+    )
+    make_tenant(ADATUM, last_checked_at=now - timedelta(minutes=1))  # checked just now
+    make_tenant(
+        "b3d6f8a1-5c2e-4a97-9d14-7f0e2b6c8a53",
+        status=Tenant.Status.OFFBOARDED,
+        last_checked_at=None,
+    )
+
+    result = scheduler.tick()
+
+    assert result.enqueued == 3
+    queued = Verification.objects.filter(state=Verification.State.QUEUED)
+    assert {v.tenant for v in queued} == {never, overdue, stale}
+    assert {v.trigger for v in queued} == {Verification.Trigger.SCHEDULE}
+    batches = _tasks("verify_batch")
+    assert sorted(len(t.args_kwargs["args"][0]) for t in batches) == [1, 2]
+    # Open verifications keep tenants from being queued twice.
+    assert scheduler.tick().enqueued == 0
+
+
+def test_the_scheduler_requeues_orphaned_verifications_once_per_lease(make_tenant, settings):
+    lease = timedelta(seconds=settings.VERIFY_LEASE)
+    tenant = make_tenant(NORTHWIND)
+    crashed, _ = tenant.request_verification(Verification.Trigger.SCHEDULE)
+    runner.claim(str(crashed.code))
+    lost = make_tenant(TAILSPIN).request_verification(Verification.Trigger.SCHEDULE)[0]
+
+    with time_machine.travel(timezone.now() + lease + timedelta(seconds=1)):
+        fresh = make_tenant(WOODGROVE).request_verification(Verification.Trigger.SCHEDULE)[0]
+        assert scheduler.requeue_orphans() == 2
+        assert scheduler.requeue_orphans() == 0  # not again within a lease
+
+    requeued = {code for t in _tasks("verify_batch") for code in t.args_kwargs["args"][0]}
+    assert requeued == {str(crashed.code), str(lost.code)}
+    assert str(fresh.code) not in requeued
+    crashed.refresh_from_db()
+    assert crashed.state == Verification.State.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_task_worker_runs_queued_verifications(sandbox, consent, make_tenant):
+    consent(NORTHWIND)
+    consent(WOODGROVE)
+    single = make_tenant(NORTHWIND)
+    enqueue_verification(single, Verification.Trigger.CONSENT)
+    make_tenant(WOODGROVE)
+    scheduler.tick()
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    assert set(Verification.objects.values_list("outcome", flat=True)) == {Outcome.VERIFIED}
+    assert Verification.objects.count() == 2
+    assert {t.status for t in DBTaskResult.objects.all()} == {"SUCCESSFUL"}
+
+
+def test_the_scheduler_command_runs_one_tick(make_tenant, capsys):
+    make_tenant(NORTHWIND)
+
+    call_command("run_scheduler", "--once")
+
+    assert "queued 1 due verification(s), requeued 0 orphaned" in capsys.readouterr().out
+    assert Verification.objects.filter(trigger=Verification.Trigger.SCHEDULE).count() == 1
