@@ -84,6 +84,10 @@ class Explanation:
     remediation: list[str]
     customer_text: str
     code: str = ""
+    # For the customer's landing page: what their administrator must still do, one step
+    # per item (customer_text joins them), and which services already work.
+    customer_steps: list[str] = field(default_factory=list)
+    working: list[str] = field(default_factory=list)
 
 
 # What must be licensed in a tenant for a resource's service principal to exist there
@@ -704,11 +708,11 @@ def describe(verification: Verification) -> Explanation:
     if verification.outcome == Outcome.INCOMPLETE and problems:
         # Everything missing at once, so the customer is asked one time.
         remediation = _unique(r for p in problems for r in get(p.key).remediation(facts, p))
-        customer = " ".join(_unique(get(p.key).customer(facts, p) for p in problems))
+        steps = _unique(get(p.key).customer(facts, p) for p in problems)
     else:
         problem = next((p for p in problems if p.key == key), problems[0] if problems else None)
         remediation = _unique(diagnosis.remediation(facts, problem))
-        customer = diagnosis.customer(facts, problem)
+        steps = _unique([diagnosis.customer(facts, problem)])
     title = diagnosis.title
     if diagnosis.key == "unclassified" and verification.error_code:
         title = f"{diagnosis.title}: {verification.error_code}"
@@ -718,9 +722,20 @@ def describe(verification: Verification) -> Explanation:
         title=title,
         meaning=diagnosis.meaning,
         remediation=remediation,
-        customer_text=customer,
+        customer_text=" ".join(steps),
         code=verification.error_code,
+        customer_steps=steps,
+        working=_working(verification),
     )
+
+
+def _working(verification: Verification) -> list[str]:
+    results = verification.results if isinstance(verification.results, dict) else {}
+    return [
+        clouds.TITLES.get(resource, resource)
+        for resource, result in results.items()
+        if isinstance(result, dict) and result.get("diagnosis") == "verified"
+    ]
 
 
 def _unique(items) -> list[str]:

@@ -1,0 +1,155 @@
+"""manage.py verify_tenants and manage.py doctor."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_tasks_db.models import DBTaskResult
+
+from tenants.models import PlatformAlert, Tenant, Verification
+from tests.conftest import (
+    ADATUM,
+    HOME_TENANT,
+    MANAGED_IDENTITY_CLIENT_ID,
+    MANAGED_IDENTITY_OBJECT_ID,
+    NORTHWIND,
+    PORTAL_APP,
+    TAILSPIN,
+)
+
+
+def _out(capsys) -> str:
+    return capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_tenants_runs_the_named_tenants_and_prints_a_table(
+    sandbox, consent, make_tenant, capsys
+):
+    consent(NORTHWIND)
+    make_tenant(NORTHWIND)
+    make_tenant(ADATUM)
+
+    call_command("verify_tenants", NORTHWIND, ADATUM)
+
+    lines = [re.split(r"\s{2,}", line) for line in _out(capsys).splitlines()]
+    assert lines[0] == ["TENANT", "NAME", "OUTCOME", "DIAGNOSIS", "STATUS", "SECONDS"]
+    assert lines[1][:5] == [
+        NORTHWIND,
+        "Northwind Traders",
+        "Verified",
+        "Access verified",
+        "Verified",
+    ]
+    assert lines[2][:5] == [
+        ADATUM,
+        "-",
+        "No access",
+        "App not consented in the tenant",
+        "No access",
+    ]
+    assert lines[3] == ["2 tenant(s): 1 verified, 1 no access"]
+    assert set(Verification.objects.values_list("trigger", flat=True)) == {"cli"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_tenants_all_skips_offboarded_tenants(sandbox, consent, make_tenant, capsys):
+    consent(NORTHWIND)
+    make_tenant(NORTHWIND)
+    make_tenant(TAILSPIN, status=Tenant.Status.OFFBOARDED)
+
+    call_command("verify_tenants", "--all")
+
+    out = _out(capsys)
+    assert NORTHWIND in out
+    assert TAILSPIN not in out
+    assert out.rstrip().endswith("1 tenant(s): 1 verified")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_tenants_enqueue_only_queues(make_tenant, capsys):
+    make_tenant(NORTHWIND)
+
+    call_command("verify_tenants", "--all", "--enqueue")
+
+    assert f"{NORTHWIND}  queued" in _out(capsys)
+    assert Verification.objects.get().state == Verification.State.QUEUED
+    assert DBTaskResult.objects.filter(task_path="tenants.tasks.verify_tenant").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "name tenant ids, or use --all"),
+        ((NORTHWIND, "--all"), "name tenant ids, or use --all"),
+        (("not-a-guid\r\nx",), "not a tenant id: not-a-guid\\r\\nx"),
+        ((TAILSPIN,), f"unknown tenant(s): {TAILSPIN}"),
+    ],
+)
+def test_verify_tenants_refuses_bad_arguments(make_tenant, args, message):
+    make_tenant(NORTHWIND)
+
+    with pytest.raises(CommandError) as raised:
+        call_command("verify_tenants", *args)
+
+    assert message in str(raised.value)
+    assert not Verification.objects.exists()
+
+
+def test_doctor_passes_on_a_correct_home_side(sandbox, db, capsys):
+    PlatformAlert.raise_alert("fic_subject_mismatch", "Federated credential: wrong subject")
+
+    call_command("doctor")
+
+    out = _out(capsys)
+    assert f"sub = {MANAGED_IDENTITY_OBJECT_ID}" in out
+    assert f"azp = {MANAGED_IDENTITY_CLIENT_ID}" in out
+    assert f"tid = {HOME_TENANT}" in out
+    assert "the federated credential matches" in out
+    assert "doctor: the home side is ready." in out
+    assert not PlatformAlert.objects.open().exists()
+
+
+def test_doctor_prints_the_federated_credential_that_must_exist(sandbox, capsys):
+    sandbox.control.update_application(
+        PORTAL_APP,
+        federated_credentials=[
+            {
+                "issuer": f"{{authority}}/{HOME_TENANT}/v2.0",
+                "subject": MANAGED_IDENTITY_CLIENT_ID,  # the client id, not the object id
+                "audiences": ["api://AzureADTokenExchange"],
+            }
+        ],
+    )
+
+    with pytest.raises(CommandError) as raised:
+        call_command("doctor")
+
+    assert raised.value.returncode == 1
+    out = _out(capsys)
+    assert "FAIL  Federated credential: wrong subject (AADSTS700213)" in out
+    assert f"Issuer: {sandbox.authority}/{HOME_TENANT}/v2.0" in out
+    assert f"Subject: {MANAGED_IDENTITY_OBJECT_ID}" in out
+    assert "Audience: api://AzureADTokenExchange" in out
+
+
+def test_doctor_fails_when_the_identity_is_unreachable(sandbox, capsys):
+    sandbox.control.add_fault(target="mi", status=503)
+
+    with pytest.raises(CommandError):
+        call_command("doctor")
+
+    assert "FAIL  no token from the managed identity" in _out(capsys)
+
+
+def test_doctor_fails_on_broken_settings_before_calling_anything(sandbox, settings, capsys):
+    settings.ENTRA_APP_CLIENT_ID = "portal-app"
+    sandbox.control.reset_counters()
+
+    with pytest.raises(CommandError):
+        call_command("doctor")
+
+    assert "FAIL  ENTRA_APP_CLIENT_ID: 'portal-app' is not a GUID" in _out(capsys)
+    assert sandbox.control.counters()["total"] == 0
