@@ -31,6 +31,7 @@ from mssp_portal import clouds
 from mssp_portal.untrusted import for_log
 from tenants.models import Tenant, Verification
 from tenants.tasks import enqueue_verification
+from tenants.verification import diagnosis
 
 logger = logging.getLogger("mssp_portal.consent")
 
@@ -384,10 +385,13 @@ def landing(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
         return _not_found(request)
     tenant = invitation.tenant
     verification = tenant.verifications.order_by("-created_at").first()
+    checking = verification is not None and verification.state in Verification.OPEN_STATES
     context = {
         "invitation": invitation,
         "tenant": tenant,
         "verification": verification,
-        "checking": verification is not None and verification.state in Verification.OPEN_STATES,
+        "checking": checking,
+        # What the check found, in the customer's words (what works, what is left to do).
+        "explanation": diagnosis.describe(verification) if verification and not checking else None,
     }
     return render(request, "consent/landing.html", context)

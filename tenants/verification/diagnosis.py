@@ -204,10 +204,19 @@ def _transient_customer(facts: Facts, problem: Problem | None) -> str:
     )
 
 
+def _consent_again(facts: Facts) -> str:
+    if facts.consent_link:
+        return "open the consent link again, sign in as a Global Administrator and accept"
+    return (
+        f"ask {facts.mssp_name} for a new consent link, then accept it signed in as a Global "
+        "Administrator"
+    )
+
+
 def _reconsent_customer(facts: Facts, problem: Problem | None) -> str:
     return (
-        f"We could not find {facts.mssp_name}'s application in your organisation. Please open "
-        "the consent link again, sign in as a Global Administrator and accept."
+        f"We could not find {facts.mssp_name}'s application in your organisation. Please "
+        f"{_consent_again(facts)}."
     )
 
 
@@ -342,8 +351,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=_missing_roles,
         customer=lambda f, p: (
-            f"{f.mssp_name} needs one more permission than you granted. Please open the "
-            "consent link again and accept: it lists everything requested."
+            f"{f.mssp_name} needs a permission that was added after you consented"
+            + (f" ({', '.join(p.roles_missing)} for {p.title})" if p and p.roles_missing else "")
+            + f". Please {_consent_again(f)}: it lists everything requested."
         ),
     ),
     Diagnosis(
