@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 from . import errors
 from .catalog import TOKEN_EXCHANGE_APP_ID, TOKEN_EXCHANGE_AUDIENCE, resource_for_identifier
 from .directory import TENANT_ALIASES, Application, Tenant
-from .errors import EntraError, json_response
+from .errors import json_response
 from .keys import b64url
 from .routing import Route, read_form, tenant_from_path
 from .state import SandboxState
@@ -405,6 +405,3 @@ def routes() -> list[Route]:
         Route("/<tenant>/discovery/keys", "jwks", jwks, tenant_from_path),
         Route("/<tenant>/oauth2/v2.0/token", "token", token),
     ]
-
-
-__all__ = ["EntraError", "resolve_tenant", "routes"]
