@@ -56,21 +56,32 @@ KNOWN_ERRORS = {
 
 CUSTOMER = "customer"
 
-
-def no_referrer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Referrer-Policy: no-referrer. These URLs carry the invitation code or the consent
-    response; no link followed from them may pass them on."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
-    return wrapper
+View = Callable[..., HttpResponse]
 
 
-def unavailable_on_database_error(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def referrer_policy(policy: str) -> Callable[[View], View]:
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            response = view(request, *args, **kwargs)
+            response.headers["Referrer-Policy"] = policy
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+# These URLs carry the invitation code or Entra's consent response: nothing loaded or
+# followed from them may pass them on.
+no_referrer = referrer_policy("no-referrer")
+# The invitation page holds the "Grant admin consent" form. Under no-referrer, browsers send
+# `Origin: null` with its POST, which CSRF protection rightly refuses; same-origin keeps the
+# origin for that POST and still gives other sites nothing.
+same_origin_referrer = referrer_policy("same-origin")
+
+
+def unavailable_on_database_error(view: View) -> View:
     """A database outage gets a "please retry" page (503), not a traceback. Every write of
     these views sits in one transaction, so nothing is half-done when this page shows."""
 
@@ -107,7 +118,7 @@ def _closed(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     return render(request, "consent/invitation_closed.html", {"invitation": invitation}, status=410)
 
 
-@no_referrer
+@same_origin_referrer
 @never_cache
 @require_GET
 @unavailable_on_database_error
