@@ -10,13 +10,16 @@ exchange for the assertion's lifetime.
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 import requests
 from azure.identity import ManagedIdentityCredential
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from mssp_portal import clouds
 
@@ -87,18 +90,47 @@ def http_session() -> requests.Session:
     return session
 
 
+class _TrustAdapter(HTTPAdapter):
+    """Verifies TLS against a context loaded once. Given a CA bundle path, requests makes
+    urllib3 read the file again for every new connection; a fleet opens thousands."""
+
+    def __init__(self, trust: str | bool, **kwargs: Any) -> None:
+        self.trust = trust
+        cafile = trust if isinstance(trust, str) else DEFAULT_CA_BUNDLE_PATH
+        self.context = ssl.create_default_context(cafile=cafile)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self.context
+        super().init_poolmanager(*args, **kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
+        if verify == self.trust:
+            verify = True  # no per-pool CA file: the context already trusts it
+        return super().build_connection_pool_key_attributes(request, verify, cert)
+
+    def cert_verify(self, conn, url, verify, cert):  # type: ignore[no-untyped-def]
+        if verify == self.trust and url.lower().startswith("https"):
+            conn.cert_reqs = "CERT_REQUIRED"
+            conn.ca_certs = conn.ca_cert_dir = None
+            return
+        super().cert_verify(conn, url, verify, cert)
+
+
 def pooled_session() -> requests.Session:
     """One `http_session()` shared by the verification threads of this process, with a
-    connection pool as large as their number: a fleet reuses TLS connections instead of
-    opening one per tenant. No retries at this level (the engine owns them) and no
-    redirects are followed by callers (a bearer token must not travel on)."""
+    connection pool as large as their number (connections are reused where the server
+    keeps them open) and the trusted CAs loaded once. No retries at this level (the engine
+    owns them); callers follow no redirects (a bearer token must not travel on)."""
     size = max(settings.VERIFY_CONCURRENCY, 1)
     key = (ca_bundle(), size)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
             session = http_session()
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=size, max_retries=0)
+            adapter = _TrustAdapter(
+                ca_bundle(), pool_connections=8, pool_maxsize=size, max_retries=0
+            )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             _sessions[key] = session

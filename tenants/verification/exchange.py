@@ -14,11 +14,12 @@ read without verifying the signature (diagnostics only; the probe call is the pr
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -44,10 +45,14 @@ class IdentityUnavailable(Exception):
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    """A JWT's claims without checking its signature: for diagnostics, never for trust."""
+    """A JWT's claims without checking its signature: for diagnostics, never for trust.
+
+    The payload segment decoded directly: PyJWT's unverified decode validates the header
+    and every character in Python, which is most of a fleet verification's CPU time."""
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, TypeError):
         return {}
     return claims if isinstance(claims, dict) else {}
 

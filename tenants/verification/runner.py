@@ -88,8 +88,15 @@ def _holding(verification: Verification):
 
 
 def _renew_lease(verification: Verification) -> None:
-    if not _holding(verification).update(lease_expires_at=_lease_end()):
+    """Extend the lease once half of it is used up (a write per resource would cost a fleet
+    more than the lease protects); raises LeaseLost if another worker has taken over."""
+    remaining = verification.lease_expires_at - timezone.now()
+    if remaining > timedelta(seconds=settings.VERIFY_LEASE / 2):
+        return
+    lease_end = _lease_end()
+    if not _holding(verification).update(lease_expires_at=lease_end):
         raise LeaseLost(str(verification.code))
+    verification.lease_expires_at = lease_end
 
 
 # -- running ------------------------------------------------------------------------------
@@ -305,11 +312,17 @@ def finish(verification: Verification, result: Result) -> Verification | None:
         verification.finished_at = now
         verification.lease_expires_at = None
 
-        tenant = Tenant.objects.select_for_update().get(pk=verification.tenant_id)
-        verification.tenant = tenant
+        tenant = verification.tenant
         before = tenant.status
-        tenant.save(update_fields=tenant.record_verification(verification))
-        if tenant.status != before:
+        fields = tenant.record_verification(verification)
+        # Conditional, not a locked re-read: if the tenant was offboarded meanwhile, the
+        # result stays in its history and the tenant is left alone.
+        applied = (
+            Tenant.objects.filter(pk=tenant.pk)
+            .exclude(status=Tenant.Status.OFFBOARDED)
+            .update(**{name: getattr(tenant, name) for name in fields})
+        )
+        if applied and tenant.status != before:
             record(
                 "tenant.status_changed",
                 "success",

@@ -1,0 +1,206 @@
+"""Fleet verification benchmark (DESIGN.md "Performance targets").
+
+N consented tenants in a generated sandbox scenario, every sandbox call delayed by an
+injected latency (50 ms), the sandbox in a child process. The portal verifies them all with
+the engine's batch path (VERIFY_CONCURRENCY threads) and this prints the wall time, the
+ideal time (tenants × calls per tenant × latency ÷ concurrency), their ratio, and how many
+requests reached the managed-identity endpoint. Targets: ratio ≤ 1.3, one identity request.
+
+    .venv/bin/python bench/verify_fleet.py [--tenants 1000] [--latency-ms 50]
+        [--concurrency 16] [--profile defender-xdr-readonly] [--database-url URL]
+
+The database is a throwaway SQLite file (WAL) unless --database-url names another one (its
+tables are created with migrate; use an empty database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HOME_TENANT = "7d3e1c5a-2b4f-4e8a-9c61-0f5b8d2a4e17"
+PORTAL_APP = "c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30"
+MI_CLIENT_ID = "5e2a9c71-3d84-4b6f-a0e2-91c7d4f8b6a2"
+MI_OBJECT_ID = "a81f3d6c-0e52-4c9b-b7a4-6d2e9f1c5b83"
+PERMISSIONS = {
+    "graph": ["Organization.Read.All"],
+    "defender": ["Incident.Read.All"],
+    "mde": ["Ti.ReadWrite.All"],
+}
+
+
+def scenario(tenants: list[str]) -> dict:
+    """The MSSP's home tenant and `tenants` customers that all consented, with RBAC roles
+    for the ARM and Logs Ingestion probes."""
+    customers = [
+        {
+            "id": tid,
+            "name": f"Customer {i:05d}",
+            "domain": f"customer{i:05d}.example",
+            "subscriptions": [
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sub:{tid}")),
+                    "name": "Production",
+                    "roles": [f"{PORTAL_APP}/Reader", f"{PORTAL_APP}/Monitoring Metrics Publisher"],
+                }
+            ],
+        }
+        for i, tid in enumerate(tenants)
+    ]
+    return {
+        "tenants": [
+            {"id": HOME_TENANT, "name": "Fabrikam Security", "domain": "fabrikam-mssp.example"},
+            *customers,
+        ],
+        "managed_identities": [
+            {
+                "tenant": HOME_TENANT,
+                "name": "mssp-automation",
+                "client_id": MI_CLIENT_ID,
+                "object_id": MI_OBJECT_ID,
+            }
+        ],
+        "applications": [
+            {
+                "tenant": HOME_TENANT,
+                "client_id": PORTAL_APP,
+                "name": "Fabrikam MSSP Portal",
+                "multi_tenant": True,
+                "permissions": PERMISSIONS,
+                "federated_credentials": [
+                    {
+                        "issuer": f"{{authority}}/{HOME_TENANT}/v2.0",
+                        "subject": MI_OBJECT_ID,
+                        "audiences": ["api://AzureADTokenExchange"],
+                    }
+                ],
+            }
+        ],
+        "consents": [
+            {"tenant": tid, "application": PORTAL_APP, "roles": PERMISSIONS} for tid in tenants
+        ],
+    }
+
+
+def configure_django(env: dict[str, str], database_url: str, concurrency: int) -> None:
+    """The portal's own settings module, configured by environment as in production."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mssp_portal.settings",
+            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+            "DATABASE_URL": database_url,
+            "ENTRA_CLOUD": "sandbox",
+            "ENTRA_HOME_TENANT_ID": HOME_TENANT,
+            "ENTRA_APP_CLIENT_ID": PORTAL_APP,
+            "ENTRA_MANAGED_IDENTITY_CLIENT_ID": MI_CLIENT_ID,
+            "ENTRA_CA_BUNDLE": env["REQUESTS_CA_BUNDLE"],
+            "AZURE_AUTHORITY_HOST": env["AZURE_AUTHORITY_HOST"],
+            "IDENTITY_ENDPOINT": env["IDENTITY_ENDPOINT"],
+            "IDENTITY_HEADER": env["IDENTITY_HEADER"],
+            "SANDBOX_LOGIN_URL": env["SANDBOX_LOGIN_URL"],
+            "SANDBOX_GRAPH_URL": env["SANDBOX_GRAPH_URL"],
+            "SANDBOX_DEFENDER_URL": env["SANDBOX_DEFENDER_URL"],
+            "SANDBOX_MDE_URL": env["SANDBOX_MDE_URL"],
+            "SANDBOX_ARM_URL": env["SANDBOX_ARM_URL"],
+            "SANDBOX_LOGANALYTICS_URL": env["SANDBOX_LOGANALYTICS_URL"],
+            "VERIFY_CONCURRENCY": str(concurrency),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    for name in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
+        os.environ.pop(name, None)
+    import django
+    from django.conf import settings
+
+    if database_url.startswith("sqlite"):
+        # Write-ahead log: readers never wait for the writer, commits need no full fsync.
+        settings.DATABASES["default"]["OPTIONS"]["init_command"] = (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        )
+    django.setup()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc), 0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", default="defender-xdr-readonly")
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+
+    from entra_sandbox.testing import run_sandbox
+
+    workdir = Path(tempfile.mkdtemp(prefix="verify-fleet-"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    tenant_ids = [
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-tenant-{i}")) for i in range(args.tenants)
+    ]
+    print(f"sandbox: {args.tenants} tenants, {args.latency_ms} ms on every call (child process)")
+    with run_sandbox(scenario(tenant_ids), state_dir=workdir / "sandbox", subprocess=True) as sb:
+        configure_django(sb.env, database_url, args.concurrency)
+        from django.core.management import call_command
+
+        from tenants import profiles
+        from tenants.models import Tenant, Verification
+        from tenants.verification.runner import run_batch
+
+        call_command("migrate", verbosity=0)
+        Tenant.objects.bulk_create(
+            Tenant(tenant_id=tid, cloud="sandbox", access_profile=args.profile)
+            for tid in tenant_ids
+        )
+        verifications = Verification.objects.bulk_create(
+            Verification(tenant=t, trigger=Verification.Trigger.CLI, requested_by="bench")
+            for t in Tenant.objects.all()
+        )
+        codes = [str(v.code) for v in verifications]
+        # Token + probe for each resource of the profile.
+        calls_per_tenant = 2 * len(profiles.get(args.profile).requirements)
+        sb.control.add_fault(target="*", latency_ms=args.latency_ms)
+        sb.control.reset_counters()
+
+        started, cpu_started = time.perf_counter(), time.process_time()
+        sandbox_cpu_started = _cpu_seconds(sb.process.pid)
+        finished = run_batch(codes, concurrency=args.concurrency)
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        sandbox_cpu = _cpu_seconds(sb.process.pid) - sandbox_cpu_started
+
+        counters = sb.control.counters()["by_kind"]
+        outcomes = Counter(v.outcome if v else "not run" for v in finished)
+    ideal = args.tenants * calls_per_tenant * (args.latency_ms / 1000) / args.concurrency
+    identity_requests = counters.get("mi", 0)
+    print(f"profile: {args.profile} ({calls_per_tenant} calls per tenant)")
+    print(f"concurrency: {args.concurrency}")
+    print(f"outcomes: {dict(outcomes)}")
+    print(f"sandbox requests: {dict(sorted(counters.items()))}")
+    print(f"wall time: {wall:.2f} s")
+    print(f"CPU: portal {cpu:.2f} s, sandbox {sandbox_cpu:.2f} s, on {os.cpu_count()} CPU(s)")
+    print(f"ideal time: {ideal:.2f} s")
+    print(f"ratio: {wall / ideal:.2f} (target ≤ 1.3)")
+    print(f"identity-endpoint requests: {identity_requests} (target 1)")
+    ok = wall / ideal <= 1.3 and identity_requests == 1 and outcomes == {"verified": args.tenants}
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
