@@ -222,6 +222,10 @@ LOGGING = {
     "loggers": {
         # azure-core logs request URLs and headers at INFO; the portal logs its own outcomes.
         "azure": {"level": "WARNING"},
+        # azure-identity warns on every failed token request with Entra's raw
+        # error_description, which names the customer's directory (customer-controlled text,
+        # multi-line). The verification engine records each failure itself, classified.
+        "azure.identity": {"level": "ERROR"},
         "msal": {"level": "WARNING"},
     },
 }
