@@ -202,3 +202,15 @@ def test_it_never_requests_a_token_for_an_offboarded_tenant(sandbox, consent, ma
     assert sandbox.control.counters()["total"] == 0
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.OFFBOARDED
+
+
+def test_it_logs_no_raw_entra_error_text(sandbox, make_tenant, verify, caplog):
+    # Entra's error_description names the customer's directory: customer-controlled text.
+    tenant = make_tenant(ADATUM)
+
+    verify(tenant)
+
+    assert "verification" in caplog.text
+    assert "outcome=no_access diagnosis=not_consented code=AADSTS700016" in caplog.text
+    assert "Adatum" not in caplog.text
+    assert "error_description" not in caplog.text
