@@ -124,6 +124,7 @@ def test_a_batch_verifies_a_fleet_in_parallel(sandbox, consent, make_tenant):
         make_tenant(ADATUM),
     ]
     codes = [str(t.request_verification(Verification.Trigger.CLI)[0].code) for t in tenants]
+    sandbox.control.reset_counters()
 
     finished = runner.run_batch(codes, concurrency=4)
 
@@ -133,8 +134,9 @@ def test_a_batch_verifies_a_fleet_in_parallel(sandbox, consent, make_tenant):
         Outcome.VERIFIED,
         Outcome.NO_ACCESS,
     ]
-    # The runs overlapped.
+    # The runs overlapped, and shared one assertion: one managed-identity request.
     assert max(v.started_at for v in finished) < min(v.finished_at for v in finished)
+    assert sandbox.control.counters()["by_kind"]["mi"] == 1
 
 
 def test_the_scheduler_queues_due_tenants_in_batches(make_tenant, settings):
