@@ -75,10 +75,7 @@ class SigningKey:
     def verify(self, token: str) -> dict[str, Any]:
         """Claims of a token signed by this key. Raises jwt.InvalidTokenError otherwise.
         Times and audience are the caller's business (they use the sandbox clock)."""
-        header = jwt.get_unverified_header(token)
-        if header.get("kid") not in (None, self.kid) or header.get("alg") != "RS256":
-            raise jwt.InvalidSignatureError("token not signed by a sandbox key")
-        return jwt.decode(
+        decoded = jwt.decode_complete(
             token,
             self.public_key,
             algorithms=["RS256"],
@@ -90,3 +87,6 @@ class SigningKey:
                 "verify_iss": False,
             },
         )
+        if decoded["header"].get("kid") not in (None, self.kid):
+            raise jwt.InvalidSignatureError("token not signed by a sandbox key")
+        return decoded["payload"]

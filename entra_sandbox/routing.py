@@ -31,6 +31,34 @@ TenantOf = Callable[[SandboxState, Request, dict[str, Any]], str | None]
 FaultResponse = Callable[[SandboxState, Request, int, int | None], Response]
 
 
+# Set in the WSGI environ when the request body has been read to its end, so the server may
+# keep the connection open for the next request (see server.QuietRequestHandler).
+KEEP_ALIVE = "entra_sandbox.keep_alive"
+# Bodies up to this size are read and thrown away to keep a connection; larger ones close it.
+MAX_DRAIN_BYTES = 2 * 1024 * 1024
+
+
+def _drain(request: Request) -> bool:
+    """Read what the handler left of the body; whether the connection can be reused."""
+    length = request.content_length
+    chunked = bool(request.environ.get("wsgi.input_terminated"))
+    if not chunked and not length:
+        return True
+    if length is not None and length > MAX_DRAIN_BYTES:
+        return False
+    try:
+        request.max_content_length = MAX_DRAIN_BYTES
+        stream = request.stream
+        drained = 0
+        while chunk := stream.read(64 * 1024):
+            drained += len(chunk)
+            if drained > MAX_DRAIN_BYTES:
+                return False
+    except Exception:  # a broken body: give the connection up rather than misparse it
+        return False
+    return True
+
+
 class SandboxRequest(Request):
     max_content_length = MAX_BODY_BYTES
     max_form_memory_size = MAX_BODY_BYTES
@@ -112,6 +140,7 @@ class Listener:
     ) -> Iterable[bytes]:
         request = SandboxRequest(environ)
         response = self.dispatch(request)
+        environ[KEEP_ALIVE] = _drain(request)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:

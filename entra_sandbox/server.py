@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import ssl
 import tempfile
 import threading
@@ -24,14 +25,62 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from . import control, identity, login, resources, sts
 from .control import ControlClient
 from .directory import load_directory, read_scenario
-from .routing import Listener
+from .routing import KEEP_ALIVE, Listener
 from .state import SandboxState
 
 logger = logging.getLogger("entra_sandbox")
 
 
+class _ResponseSentInput:
+    """The connection's read side, as werkzeug's handler sees it. After a keep-alive
+    response it reads as empty: werkzeug's post-response "discard leftovers" loop would
+    otherwise swallow the client's next request."""
+
+    def __init__(self, rfile: Any) -> None:
+        self._rfile = rfile
+        self.response_sent = False
+
+    def read(self, *args: Any) -> bytes:
+        return b"" if self.response_sent else self._rfile.read(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
+
+
 class QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler without per-request log lines (benchmarks make thousands)."""
+    """Werkzeug's handler without per-request log lines (benchmarks make thousands), and
+    with HTTP/1.1 keep-alive.
+
+    Werkzeug closes every connection because http.server cannot skip an unread request
+    body. `Listener` reads the body to its end and marks the request (KEEP_ALIVE); then the
+    connection stays open. Without it every https request paid a full TLS handshake, which
+    made the sandbox, not the latency under test, the bottleneck of fleet benchmarks.
+    """
+
+    # Idle keep-alive connections (and clients that never finish the TLS handshake) are
+    # dropped after this many seconds.
+    timeout = 120
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes; on a kept-alive connection Nagle's
+        # algorithm would hold the body until the client's delayed ACK (~40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = _ResponseSentInput(self.rfile)
+
+    def handle_one_request(self) -> None:
+        self.rfile.response_sent = False
+        super().handle_one_request()
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if (
+            keyword.lower() == "connection"
+            and value.lower() == "close"
+            and getattr(self, "environ", {}).get(KEEP_ALIVE)
+        ):
+            self.rfile.response_sent = True
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass

@@ -217,12 +217,9 @@ def _authenticate_client(
     if not assertion:
         raise errors.missing_client_credential()
     try:
-        header = jwt.get_unverified_header(assertion)
-        unverified = jwt.decode(assertion, options={"verify_signature": False})
+        jwt.decode_complete(assertion, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         raise errors.malformed_assertion() from None
-    if not isinstance(unverified, dict) or not isinstance(header, dict):
-        raise errors.malformed_assertion()
 
     app = state.directory.application(client_id)
     if app is None:

@@ -62,10 +62,19 @@ def imds_env(sb, monkeypatch: pytest.MonkeyPatch) -> object:
 
 
 @pytest.fixture
-def chromium() -> Iterator[object]:
-    """Debian's Chromium through Playwright (no Playwright browser download here)."""
+def chromium(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Debian's Chromium through Playwright (no Playwright browser download here). Two
+    sync Playwright instances cannot run at once, so the suite's shared `browser` fixture
+    is used when the project defines one."""
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("/usr/bin/chromium is not installed")
+    try:
+        shared = request.getfixturevalue("browser")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

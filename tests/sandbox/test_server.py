@@ -1,0 +1,42 @@
+"""The listeners: keep-alive connections (bodies drained), and plain-http browser pages."""
+
+from __future__ import annotations
+
+import requests
+
+from .demo import HOME, client_credentials, token_request
+
+
+def _connections(session: requests.Session, url: str) -> int:
+    pool = session.get_adapter(url).poolmanager
+    return sum(p.num_connections for p in pool.pools._container.values())
+
+
+def test_it_keeps_connections_alive_across_requests_with_bodies(sb):
+    session = requests.Session()
+    session.verify = sb.ca_path
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins
+    discovery = f"{sb.authority}/{HOME}/v2.0/.well-known/openid-configuration"
+    assert session.get(discovery, timeout=10).status_code == 200
+    # A body no handler reads (the probe refuses before looking at it) is drained.
+    unread = session.post(
+        f"{sb.resource_urls['graph']}/v1.0/organization", data="x" * 5000, timeout=10
+    )
+    assert unread.status_code == 401
+    token = session.post(
+        f"{sb.authority}/{HOME}/oauth2/v2.0/token", data=client_credentials(sb, HOME), timeout=10
+    )
+    assert token.status_code == 200
+    assert session.get(discovery, timeout=10).status_code == 200
+    assert _connections(session, sb.authority) == 1
+
+
+def test_it_closes_the_connection_after_an_oversized_body(sb):
+    session = requests.Session()
+    session.verify = sb.ca_path
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins
+    url = f"{sb.authority}/{HOME}/oauth2/v2.0/token"
+    huge = session.post(url, data={"padding": "x" * (3 * 1024 * 1024)}, timeout=30)
+    assert huge.status_code == 400
+    assert huge.headers.get("Connection") == "close"
+    assert token_request(sb, HOME, client_credentials(sb, HOME)).status_code == 200
