@@ -20,7 +20,7 @@ from . import errors
 from .catalog import TOKEN_EXCHANGE_APP_ID, TOKEN_EXCHANGE_AUDIENCE, resource_for_identifier
 from .directory import TENANT_ALIASES, Application, Tenant
 from .errors import json_response
-from .keys import b64url
+from .keys import b64url, parse_jwt
 from .routing import Route, read_form, tenant_from_path
 from .state import SandboxState
 
@@ -217,7 +217,7 @@ def _authenticate_client(
     if not assertion:
         raise errors.missing_client_credential()
     try:
-        jwt.decode_complete(assertion, options={"verify_signature": False})
+        parse_jwt(assertion)
     except jwt.InvalidTokenError:
         raise errors.malformed_assertion() from None
 

@@ -13,7 +13,7 @@ import jwt
 
 from .catalog import TOKEN_EXCHANGE_APP_ID, TOKEN_EXCHANGE_AUDIENCE, Resource
 from .directory import Application, ManagedIdentity, ServicePrincipal, Tenant, User
-from .keys import SigningKey, b64url
+from .keys import SigningKey, b64url, parse_jwt
 
 # Microsoft.IdentityModel's default clock skew; Entra tolerates about the same on assertions.
 CLOCK_LEEWAY = 300
@@ -213,7 +213,6 @@ class TokenIssuer:
 def unverified_claims(token: str) -> dict[str, Any]:
     """Claims of a JWT without checking it (for routing faults/counters only)."""
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
+        return parse_jwt(token)[1]
     except jwt.InvalidTokenError:
         return {}
-    return claims if isinstance(claims, dict) else {}
