@@ -7,10 +7,12 @@ ideal time (tenants × calls per tenant × latency ÷ concurrency), their ratio,
 requests reached the managed-identity endpoint. Targets: ratio ≤ 1.3, one identity request.
 
     .venv/bin/python bench/verify_fleet.py [--tenants 1000] [--latency-ms 50]
-        [--concurrency 16] [--profile defender-xdr-readonly] [--database-url URL]
+        [--concurrency 16] [--profile full-soc] [--database-url URL]
 
-The database is a throwaway SQLite file (WAL) unless --database-url names another one (its
-tables are created with migrate; use an empty database).
+The default profile is the demo's, full-soc: every resource, so 10 calls per tenant (a token
+and a probe each). The database is a throwaway SQLite file (WAL) unless --database-url names
+another one (its tables are created with migrate; use an empty database). The sandbox runs
+on the same machine: on a small one its CPU competes with the portal's (both are printed).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--profile", default="defender-xdr-readonly")
+    parser.add_argument("--profile", default="full-soc")
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
 
