@@ -188,3 +188,62 @@ def test_a_fleet_failing_at_once_raises_one_alert_and_flips_no_tenant(
     assert verify(tenants[0]).outcome == Outcome.VERIFIED
     assert not PlatformAlert.objects.open().exists()
     assert PlatformAlert.objects.get().resolved_at is not None
+
+
+def _forged_assertion(sandbox) -> str:
+    """A token with the managed identity's claims, signed by a key Entra never issued."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    claims = {
+        "iss": f"{sandbox.authority}/{HOME_TENANT}/v2.0",
+        "sub": MANAGED_IDENTITY_OBJECT_ID,
+        "aud": "fb60f99c-7a34-4190-8149-302f77469936",
+        "tid": HOME_TENANT,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "forged"})
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [("forged", "AADSTS700027"), ("not a token at all", "AADSTS50027")],
+)
+def test_it_rejects_a_bad_workload_identity_token_as_a_platform_error(
+    sandbox, verified_northwind, verify, settings, tmp_path, content, code
+):
+    # Kubernetes workload identity: the assertion is read from the projected token file.
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(_forged_assertion(sandbox) if content == "forged" else content)
+    settings.ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE = str(token_file)
+    sandbox.control.reset_counters()
+
+    verification = verify(verified_northwind)
+
+    assert verification.outcome == Outcome.PLATFORM_ERROR
+    assert verification.diagnosis == "assertion_invalid"
+    assert verification.error_code == code
+    assert sandbox.control.counters()["by_kind"].get("mi", 0) == 0  # the file, not the endpoint
+    _assert_unchanged(verified_northwind)
+    assert PlatformAlert.objects.open().get().key == "assertion_invalid"
+
+
+def test_it_takes_the_assertion_from_a_workload_identity_token_file(
+    sandbox, verified_northwind, verify, settings, tmp_path
+):
+    # What the kubelet projects: a token of the identity for api://AzureADTokenExchange.
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(identity.assertion())
+    settings.ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE = str(token_file)
+    sandbox.control.reset_counters()
+
+    verification = verify(verified_northwind)
+
+    assert verification.outcome == Outcome.VERIFIED
+    assert sandbox.control.counters()["by_kind"].get("mi", 0) == 0
