@@ -13,7 +13,7 @@ produced a key is in `tenants.verification.classify`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +22,7 @@ from django.db.models import Q
 
 from mssp_portal import clouds
 from tenants.models import Tenant, Verification
+from tenants.profiles import Requirement
 
 Outcome = Verification.Outcome
 
@@ -64,6 +65,14 @@ Texts = Callable[[Facts, Problem | None], list[str]]
 Words = Callable[[Facts, Problem | None], str]
 
 
+def _no_action(facts: Facts, problem: Problem | None) -> list[str]:
+    return []
+
+
+def _no_words(facts: Facts, problem: Problem | None) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     key: str
@@ -71,8 +80,8 @@ class Diagnosis:
     meaning: str
     outcome: str
     codes: tuple[int, ...] = ()
-    remediation: Texts = lambda facts, problem: []  # noqa: E731
-    customer: Words = lambda facts, problem: ""  # noqa: E731
+    remediation: Texts = _no_action
+    customer: Words = _no_words
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,7 @@ class Explanation:
 # What must be licensed in a tenant for a resource's service principal to exist there
 # (AADSTS500011 names the resource that is missing).
 LICENCES = {
-    "graph": "Microsoft Graph is part of every Microsoft Entra tenant; if it is missing, the "
-    "tenant is not a regular Entra tenant",
+    "graph": "a regular Microsoft Entra tenant (Microsoft Graph exists in every one)",
     "defender": "a Microsoft Defender XDR licence (Microsoft 365 E5 or E5 Security, or a "
     "Defender for Endpoint, Office 365, Identity or Cloud Apps plan), and the Microsoft "
     "Defender portal opened once by an administrator",
@@ -229,10 +237,6 @@ def _la_settings(facts: Facts, problem: Problem | None) -> list[str]:
         '.com", "dcr": "dcr-…", "stream": "Custom-…"}}.',
         f"Currently configured: {shown}.",
     ]
-
-
-def _no_action(facts: Facts, problem: Problem | None) -> list[str]:
-    return []
 
 
 _CATALOGUE: tuple[Diagnosis, ...] = (
@@ -748,7 +752,7 @@ def _working(verification: Verification) -> list[str]:
     ]
 
 
-def _unique(items) -> list[str]:
+def _unique(items: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
     for item in items:
         if item:
@@ -782,7 +786,7 @@ def _problems(verification: Verification) -> list[Problem]:
     return problems
 
 
-def _requirements(tenant: Tenant):
+def _requirements(tenant: Tenant) -> tuple[Requirement, ...]:
     try:
         return tenant.profile.requirements
     except KeyError:

@@ -31,7 +31,7 @@ from mssp_portal import clouds, identity
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.profiles import Requirement
 from tenants.verification import classify, diagnosis, probes, retry
-from tenants.verification.exchange import Exchange, unverified_claims
+from tenants.verification.exchange import Exchange, TokenAnswer, unverified_claims
 
 logger = logging.getLogger("mssp_portal.verification")
 
@@ -273,7 +273,8 @@ def _check_resource(
     return result, outcome
 
 
-def token_failure(answer) -> tuple[str, str]:
+def token_failure(answer: TokenAnswer) -> tuple[str, str]:
+    """(diagnosis key, outcome) for a token request that failed."""
     if answer.kind == "identity":
         return "identity_unavailable", Outcome.PLATFORM_ERROR
     if answer.kind == "network":
