@@ -42,7 +42,7 @@ VERIFY_INTERVAL=900
 set +a
 
 python manage.py migrate --no-input -v 0
-if [ "$(python manage.py shell -c 'from consent.models import Invitation; print(Invitation.objects.count())')" = 0 ]; then
+if [ "$(python manage.py shell -v 0 -c 'from consent.models import Invitation; print(Invitation.objects.count())')" = 0 ]; then
   for customer in "Northwind Traders:northwind.example" "Tailspin Toys:tailspin.example" \
                   "Woodgrove Bank:woodgrove.example" "Litware:litware.example" "Adatum:adatum.example"; do
     python manage.py create_invitation --customer "${customer%%:*}" --tenant "${customer##*:}" \
@@ -67,7 +67,7 @@ MSSP Portal demo is running (logs in var/).
 
 Invitations to send to the demo customers (open one, grant consent as admin@<domain>):
 MSG
-python manage.py shell -c '
+python manage.py shell -v 0 -c '
 from consent.models import Invitation
 from consent.links import invitation_url
 for inv in Invitation.objects.usable().order_by("customer_name"):
