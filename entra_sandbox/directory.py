@@ -3,16 +3,19 @@ service principals, loaded from a scenario and changed at run time.
 
 Every read that must see a consistent directory and every change hold ``Directory.lock``
 (the listeners are threaded and the control API changes the directory concurrently).
+After every change, still under the lock, ``Directory.on_change`` is called (the state dir
+saves the directory there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +145,8 @@ class Directory:
         self.managed_identities: list[ManagedIdentity] = []
         self.applications: dict[str, Application] = {}
         self.settings: dict[str, int] = dict(DEFAULT_SETTINGS)
+        # Called with the directory after every change, while the lock is held.
+        self.on_change: Callable[[Directory], None] | None = None
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -187,11 +192,32 @@ class Directory:
 
     # -- changes -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[None]:
+        """Hold the lock for a change, then call ``on_change`` before releasing it: saves
+        then happen in the order of the changes and never see half of one. Also after a
+        change that failed half-way, so a save matches what the directory now holds."""
+        with self.lock:
+            try:
+                yield
+            finally:
+                if self.on_change is not None:
+                    self.on_change(self)
+
+    def replace(self, other: Directory) -> None:
+        """Take over another directory's contents (what `reset` does), keeping this object:
+        its lock, its ``on_change`` and the references the endpoints hold stay valid."""
+        with self._change():
+            self.tenants = other.tenants
+            self.managed_identities = other.managed_identities
+            self.applications = other.applications
+            self.settings = other.settings
+
     def grant_admin_consent(self, tenant_id: str, client_id: str) -> dict[str, list[str]]:
         """What tenant-wide admin consent does: create (or update) the app's service
         principal with every permission the app requests on resources provisioned in the
         tenant. Returns the granted roles by resource key."""
-        with self.lock:
+        with self._change():
             tenant = self.tenants[tenant_id]
             app = self.applications[client_id]
             granted = {
@@ -220,7 +246,7 @@ class Directory:
         ]
 
     def revoke(self, tenant_id: str, application: str | None = None) -> list[str]:
-        with self.lock:
+        with self._change():
             tenant = self._require_tenant(tenant_id)
             removed = []
             for cid in self._target_apps(tenant, application):
@@ -231,7 +257,7 @@ class Directory:
     def set_enabled(
         self, tenant_id: str, enabled: bool, application: str | None = None
     ) -> list[str]:
-        with self.lock:
+        with self._change():
             tenant = self._require_tenant(tenant_id)
             changed = []
             for cid in self._target_apps(tenant, application):
@@ -247,7 +273,7 @@ class Directory:
         for key in roles:
             if key not in RESOURCES:
                 raise ScenarioError(f"roles: unknown resource {key!r}")
-        with self.lock:
+        with self._change():
             tenant = self._require_tenant(tenant_id)
             changed = []
             for cid in self._target_apps(tenant, application):
@@ -264,7 +290,7 @@ class Directory:
             return changed
 
     def delete_tenant(self, tenant_id: str) -> None:
-        with self.lock:
+        with self._change():
             self.tenants.pop(self._require_tenant(tenant_id).id)
 
     def update_application(self, client_id: str, fields: Mapping[str, Any]) -> Application:
@@ -272,7 +298,7 @@ class Directory:
         unknown = set(fields) - allowed
         if unknown:
             raise ScenarioError(f"cannot update application fields {sorted(unknown)}")
-        with self.lock:
+        with self._change():
             app = self.applications.get(client_id.lower())
             if app is None:
                 raise KeyError(client_id)
@@ -328,6 +354,32 @@ class Directory:
                     for a in self.applications.values()
                 ],
             }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Directory:
+        """The directory ``to_json`` described, exactly (service principals keep their
+        object ids). Raises KeyError, TypeError or ValueError on a document of another
+        shape; the values themselves are trusted (the sandbox wrote them)."""
+        directory = cls()
+        directory.settings = {name: int(data["settings"][name]) for name in DEFAULT_SETTINGS}
+        for raw in data["tenants"]:
+            tenant = Tenant(
+                id=raw["id"],
+                name=raw["name"],
+                domain=raw["domain"],
+                services=list(raw["services"]),
+                users=[User(**u) for u in raw["users"]],
+                subscriptions=[Subscription(**s) for s in raw["subscriptions"]],
+            )
+            for sp in (ServicePrincipal(**sp) for sp in raw["service_principals"]):
+                tenant.service_principals[sp.application] = sp
+            directory.tenants[tenant.id] = tenant
+        directory.managed_identities = [ManagedIdentity(**mi) for mi in data["managed_identities"]]
+        for raw in data["applications"]:
+            credentials = [FederatedCredential(**f) for f in raw["federated_credentials"]]
+            app = Application(**{**raw, "federated_credentials": credentials})
+            directory.applications[app.client_id] = app
+        return directory
 
 
 # -- scenario loading -------------------------------------------------------------------

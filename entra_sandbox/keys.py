@@ -1,7 +1,8 @@
 """The sandbox's token-signing key and its JWKS.
 
-One RSA key signs every token of every tenant, like Entra's shared `common` keys; it is
-generated per run, so tokens never outlive a sandbox.
+One RSA key signs every token of every tenant, like Entra's shared `common` keys. It is
+generated per run, unless the state dir keeps it (``serve --state-dir``): then, as with
+Entra, tokens issued before a restart still validate after it.
 """
 
 from __future__ import annotations
@@ -30,26 +31,42 @@ def _int_b64url(value: int) -> str:
 
 
 class SigningKey:
-    def __init__(self) -> None:
-        self._private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """The RSA key and its self-signed certificate; new ones unless both are given."""
+
+    def __init__(
+        self,
+        private_key: rsa.RSAPrivateKey | None = None,
+        certificate: x509.Certificate | None = None,
+    ) -> None:
+        if (private_key is None) != (certificate is None):
+            raise ValueError("give both the private key and its certificate, or neither")
+        self._private = private_key or rsa.generate_private_key(65537, key_size=2048)
         self.public_key = self._private.public_key()
-        now = dt.datetime.now(dt.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "entra-sandbox token signing")])
         # Entra publishes its keys as self-signed certificates (x5c); some validators use it.
-        self._certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .sign(self._private, hashes.SHA256())
-        )
+        self._certificate = certificate or _self_signed_certificate(self._private)
+        if _public_der(self._certificate.public_key()) != _public_der(self.public_key):
+            raise ValueError("the certificate is not for this private key")
         der = self._certificate.public_bytes(serialization.Encoding.DER)
         self.x5t = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is SHA-1 by definition
         self.kid = self.x5t  # Entra's kid equals x5t
         self._x5c = base64.b64encode(der).decode("ascii")
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> SigningKey:
+        """The key ``to_pem`` wrote. Raises ValueError when `data` is not one."""
+        private_key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise ValueError("not an RSA private key")
+        return cls(private_key, x509.load_pem_x509_certificate(data))
+
+    def to_pem(self) -> bytes:
+        """Private key and certificate, PEM, unencrypted (a throwaway test key)."""
+        key = self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return key + self._certificate.public_bytes(serialization.Encoding.PEM)
 
     def jwk(self, issuer: str | None = None) -> dict[str, Any]:
         numbers = self.public_key.public_numbers()
@@ -86,6 +103,27 @@ class SigningKey:
         except InvalidSignature:
             raise jwt.InvalidSignatureError("signature verification failed") from None
         return claims
+
+
+def _self_signed_certificate(private_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "entra-sandbox token signing")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(private_key, hashes.SHA256())
+    )
+
+
+def _public_der(public_key: Any) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 _B64URL = str.maketrans("-_", "+/")

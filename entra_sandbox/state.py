@@ -77,8 +77,9 @@ class SandboxState:
 
     def reset(self) -> None:
         """Back to the scenario's initial directory, no faults, no clock skew, no pending
-        authorization codes. Counters and the issued-token log are kept."""
-        self.directory = load_directory(self.scenario)
+        authorization codes. Counters and the issued-token log are kept. The directory is
+        replaced in place, so its change hook saves the reset directory too."""
+        self.directory.replace(load_directory(self.scenario))
         self.faults.clear()
         self.clock.skew_seconds = 0
         with self.codes_lock:
