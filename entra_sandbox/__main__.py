@@ -1,6 +1,6 @@
 """``python -m entra_sandbox serve --scenario FILE [...]``: run every listener, write
 ``ca.pem`` and ``sandbox.env`` into the state dir, print the env lines, serve until
-SIGINT/SIGTERM."""
+SIGINT/SIGTERM. With ``--state-dir`` the directory, signing key and CA outlive a restart."""
 
 from __future__ import annotations
 
@@ -23,7 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443, help="https port (0: any free port)")
     serve.add_argument("--login-port", type=int, default=0, help="http port of the browser pages")
     serve.add_argument("--identity-port", type=int, default=0, help="http port of managed identity")
-    serve.add_argument("--state-dir", help="where ca.pem and sandbox.env go (default: a temp dir)")
+    serve.add_argument(
+        "--state-dir",
+        help="where ca.pem and sandbox.env go (default: a temp dir); given, it also keeps "
+        "the directory, signing key and CA across restarts",
+    )
+    serve.add_argument(
+        "--no-persist",
+        action="store_true",
+        help="keep the directory, signing key and CA in memory even with --state-dir",
+    )
     return parser
 
 
@@ -37,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             login_port=args.login_port,
             identity_port=args.identity_port,
+            persist=args.state_dir is not None and not args.no_persist,
         )
     except ScenarioError as exc:
         print(f"entra_sandbox: invalid scenario: {exc}", file=sys.stderr)
         return 2
+    for notice in sandbox.notices:
+        print(notice, file=sys.stderr, flush=True)
     try:
         sandbox.start()
     except OSError as exc:

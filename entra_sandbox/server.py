@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from . import control, identity, login, resources, sts
 from .control import ControlClient
 from .directory import load_directory, read_scenario
+from .persistence import CA_FILE, StateDir, write_atomically
 from .routing import KEEP_ALIVE, Listener
 from .state import SandboxState
 
@@ -117,12 +118,22 @@ class Sandbox:
         port: int = 0,
         login_port: int = 0,
         identity_port: int = 0,
+        persist: bool = False,
     ) -> None:
+        """`persist`: keep the directory, signing key and CA in `state_dir` and start from
+        them (see persistence.py); otherwise they live in memory only."""
         data = read_scenario(scenario)
-        self.state = SandboxState(load_directory(data), scenario=data)
+        # Built even when a saved directory is restored: it validates the scenario.
+        directory = load_directory(data)
         self.state_dir = (
             Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
         )
+        self._saved = StateDir(self.state_dir) if persist else None
+        if self._saved is None:
+            self.state = SandboxState(directory, scenario=data)
+        else:
+            directory = self._saved.open_directory(directory, data)
+            self.state = SandboxState(directory, scenario=data, key=self._saved.signing_key())
         self.host = host
         self._ports = (port, login_port, identity_port)
         self._servers: list[BaseWSGIServer] = []
@@ -133,10 +144,10 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url_host = _url_host(self.host)
-        ca = trustme.CA()
+        ca = trustme.CA() if self._saved is None else self._saved.ca()
         cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *({self.host} - _ANY_ADDRESS))
-        self.ca_path = str(self.state_dir / "ca.pem")
-        ca.cert_pem.write_to_path(self.ca_path)
+        self.ca_path = str(self.state_dir / CA_FILE)
+        write_atomically(Path(self.ca_path), ca.cert_pem.bytes())
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(tls)
 
@@ -197,6 +208,11 @@ class Sandbox:
         self.stop()
 
     # -- the contract's attributes -------------------------------------------------------
+
+    @property
+    def notices(self) -> list[str]:
+        """Lines about the state dir worth showing (a saved directory discarded, and why)."""
+        return [] if self._saved is None else list(self._saved.notices)
 
     @property
     def authority(self) -> str:

@@ -99,13 +99,14 @@ def _scenario_file(scenario: str | Path | Mapping[str, Any], state_dir: Path) ->
 
 
 def _start_process(
-    scenario: str | Path | Mapping[str, Any], state_dir: Path, host: str, port: int
+    scenario: str | Path | Mapping[str, Any], state_dir: Path, host: str, port: int, persist: bool
 ) -> SandboxProcess:
     load_directory(scenario)  # fail fast, in the caller's process, on an invalid scenario
     command = [
         sys.executable, "-m", "entra_sandbox", "serve",
         "--scenario", str(_scenario_file(scenario, state_dir)),
         "--host", host, "--port", str(port), "--state-dir", str(state_dir),
+        *([] if persist else ["--no-persist"]),
     ]  # fmt: skip
     # stderr goes to a file: an undrained pipe would block the child once it fills up.
     log_path = state_dir / "sandbox.log"
@@ -147,17 +148,22 @@ def run_sandbox(
     port: int = 0,
 ) -> Iterator[Sandbox | SandboxProcess]:
     """Run the sandbox for the duration of the block. `scenario`: a TOML file path, TOML
-    text, or a dict of the same shape. `subprocess=True` runs it in a child process."""
+    text, or a dict of the same shape. `subprocess=True` runs it in a child process.
+
+    With a `state_dir` the directory, signing key and CA are kept there and restored by
+    the next sandbox on the same dir (as ``serve --state-dir`` does); without one nothing
+    outlives the block."""
+    persist = state_dir is not None
     directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
     directory.mkdir(parents=True, exist_ok=True)
     if subprocess:
-        handle = _start_process(scenario, directory, host, port)
+        handle = _start_process(scenario, directory, host, port, persist)
         try:
             yield handle
         finally:
             handle.stop()
     else:
-        with Sandbox(scenario, directory, host=host, port=port) as sandbox:
+        with Sandbox(scenario, directory, host=host, port=port, persist=persist) as sandbox:
             yield sandbox
 
 
