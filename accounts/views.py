@@ -91,7 +91,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     # The flow is single use: taken out of the session before anything else happens.
     flow = request.session.pop(FLOW_KEY, None)
     next_url = request.session.pop(NEXT_KEY, None)
-    if any(len(values) > 1 for values in request.GET.lists()):
+    if any(len(values) > 1 for _key, values in request.GET.lists()):
         return _refuse(request, "bad_request", status=400)
     if not flow:
         return _refuse(request, "no_flow", status=400)
