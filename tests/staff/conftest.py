@@ -111,7 +111,7 @@ def northwind(db) -> Tenant:
         finished_at=timezone.now(),
         results={
             "graph": {
-                "token": True,
+                "token": "ok",
                 "tid_matches": True,
                 "roles_seen": ["Organization.Read.All"],
                 "roles_required": ["Organization.Read.All"],
