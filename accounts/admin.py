@@ -28,6 +28,11 @@ class StaffIdentityAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "tenant_id", "object_id", "roles", "last_sign_in_at"]
     search_fields = ["user__username", "object_id"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Identities come from Entra sign-ins only; every field is read-only, so an "add"
+        # form would save an empty row (and fail on the required ids).
+        return False
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
