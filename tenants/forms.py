@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
+from django.db.models import F
 
 from consent.models import Invitation
 from tenants.models import Tenant
@@ -17,8 +18,10 @@ SORTS = {
     "-status": ("-status", "display_name", "tenant_id"),
     "since": ("status_since", "tenant_id"),
     "-since": ("-status_since", "tenant_id"),
-    "checked": ("last_checked_at", "tenant_id"),
-    "-checked": ("-last_checked_at", "tenant_id"),
+    # Never checked sorts as the oldest check: SQLite and PostgreSQL disagree on where NULLs
+    # go unless told.
+    "checked": (F("last_checked_at").asc(nulls_first=True), "tenant_id"),
+    "-checked": (F("last_checked_at").desc(nulls_last=True), "-tenant_id"),
 }
 STALE = "stale"
 ATTENTION = "attention"

@@ -142,9 +142,16 @@ def resource_rows(tenant: Tenant, verification: Verification | None) -> list[dic
 # --- Dashboard -----------------------------------------------------------------------------
 
 
+def _valid_filters(form: DashboardFilterForm) -> dict[str, Any]:
+    """The filter fields that are valid: a hand-edited bad ?sort= falls back to the default
+    sort without dropping the search or the status filter beside it."""
+    form.is_valid()
+    return form.cleaned_data
+
+
 def _filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
     tenants = Tenant.objects.all()
-    data = form.cleaned_data if form.is_valid() else {}
+    data = _valid_filters(form)
     q = data.get("q", "")
     if q:
         match = Q(display_name__icontains=q) | Q(primary_domain__icontains=q)
@@ -204,7 +211,7 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "query": query.urlencode(),
         "live_query": request.GET.urlencode(),
         "sort_query": sort_query.urlencode(),
-        "sort": (form.cleaned_data.get("sort") if form.is_valid() else "") or "name",
+        "sort": _valid_filters(form).get("sort") or "name",
         "now": timezone.now(),
     }
 
@@ -326,12 +333,8 @@ def reverify_selected(request: HttpRequest) -> HttpResponse:
 
 def _back_query(request: HttpRequest) -> str:
     # Back to the dashboard view the admin came from (only our own filter fields).
-    back = DashboardFilterForm(request.POST)
-    if back.is_valid():
-        values = {k: v for k, v in back.cleaned_data.items() if v}
-        if values:
-            return "?" + urlencode(values)
-    return ""
+    values = {k: v for k, v in _valid_filters(DashboardFilterForm(request.POST)).items() if v}
+    return "?" + urlencode(values) if values else ""
 
 
 @require_http_methods(["GET", "POST"])
