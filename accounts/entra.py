@@ -40,6 +40,10 @@ KNOWN_ERRORS = {
 }
 
 
+# What a flow of ours always holds; a flow missing one of them is not one we started.
+_FLOW_KEYS = ("state", "redirect_uri", "code_verifier", "nonce")
+
+
 class _NoTokenCache(msal.TokenCache):
     """msal writes every token response into its cache; the portal keeps none of them."""
 
@@ -107,6 +111,10 @@ def finish(flow: Mapping[str, Any], response: Mapping[str, str]) -> StaffClaims:
     if response.get("error"):
         error = response["error"] if response["error"] in KNOWN_ERRORS else "unknown"
         raise SignInRefused(f"entra_{error}")
+    if not all(isinstance(flow.get(key), str) and flow[key] for key in _FLOW_KEYS):
+        # msal redeems a flow without a PKCE verifier by raising KeyError (which would read
+        # as "Entra unavailable"), and one without a nonce without checking the id token's.
+        raise SignInRefused("no_flow")
     try:
         result = _application().acquire_token_by_auth_code_flow(dict(flow), dict(response))
     except ValueError as exc:
