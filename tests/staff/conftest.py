@@ -144,3 +144,45 @@ def invitation(db, admin_user) -> Invitation:
         expires_at=timezone.now() + timedelta(days=14),
         created_by=admin_user.get_username(),
     )
+
+
+# --- Entra sign-in through the sandbox (test_signin.py, test_sessions.py) ---------------------
+
+
+def sandbox_redirect(client: Client, upn: str, *, authorize_tenant: str | None = None) -> str:
+    """Start a sign-in in `client` ("Sign in with Microsoft"), pick `upn` on the sandbox's
+    sign-in page as a person would, and return the callback path and query Entra sends the
+    browser back to. `authorize_tenant` swaps the tenant in the authorize URL (e.g.
+    "organizations", where users of every tenant are offered)."""
+    import requests
+    from django.conf import settings as django_settings
+    from django.urls import reverse
+
+    started = client.post(reverse("accounts:start"))
+    assert started.status_code == 302, started.status_code
+    auth_uri = started["Location"]
+    if authorize_tenant:
+        auth_uri = auth_uri.replace(f"/{HOME_TENANT}/", f"/{authorize_tenant}/", 1)
+    page = requests.get(auth_uri, timeout=10)
+    assert page.status_code == 200 and upn in page.text, page.text[:500]
+    answer = requests.post(auth_uri, data={"user": upn}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text[:500]
+    location = answer.headers["Location"]
+    callback = django_settings.PORTAL_BASE_URL + reverse("accounts:callback")
+    assert location.startswith(callback + "?"), location
+    return reverse("accounts:callback") + "?" + location.split("?", 1)[1]
+
+
+@pytest.fixture
+def entra(sandbox, settings) -> object:
+    """The sandbox, with this portal's sign-in redirect URI registered on the portal app
+    when PORTAL_BASE_URL is not the demo's."""
+    from django.urls import reverse
+
+    from tests.conftest import PORTAL_APP
+
+    ours = settings.PORTAL_BASE_URL + reverse("accounts:callback")
+    if ours != "http://localhost:8000/accounts/callback/":
+        consent = settings.PORTAL_BASE_URL + reverse("consent:callback")
+        sandbox.control.update_application(PORTAL_APP, redirect_uris=[consent, ours])
+    return sandbox
