@@ -152,7 +152,8 @@ def break_glass(request: HttpRequest) -> HttpResponse:
             record("login", "success", actor=actor_of(request), detail={"method": "local"})
             return redirect(next_url)
         if throttle.is_locked(username, throttle.client_ip(request)):
-            form = AuthenticationForm(request)
+            # Say only that: not whether the password was right (it was not even checked).
+            form.errors.clear()
             form.add_error(None, "Too many failed attempts. Try again later.")
             status = 429
         else:
