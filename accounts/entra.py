@@ -55,11 +55,15 @@ class SignInRefused(Exception):
     """The sign-in did not prove a portal user. `reason` is a fixed code for the audit
     record and the refusal page; nothing in it comes from the request."""
 
-    def __init__(self, reason: str, *, upn: str = "", tenant_id: str = "") -> None:
+    def __init__(
+        self, reason: str, *, upn: str = "", tenant_id: str = "", object_id: str = ""
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.upn = upn
         self.tenant_id = tenant_id
+        # Set only when the home tenant vouched for the user (a proven identity).
+        self.object_id = object_id
 
 
 class SignInUnavailable(Exception):
@@ -144,7 +148,9 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
     roles = claims.get("roles") or []
     granted = portal_roles.portal_roles(roles if isinstance(roles, list) else [])
     if not granted:
-        raise SignInRefused("no_role", upn=upn, tenant_id=tenant_id)
+        raise SignInRefused(
+            "no_role", upn=upn, tenant_id=tenant_id, object_id=str(uuid.UUID(object_id))
+        )
     return StaffClaims(
         tenant_id=str(uuid.UUID(tenant_id)),
         object_id=str(uuid.UUID(object_id)),

@@ -48,3 +48,17 @@ def staff_user_for(claims: StaffClaims) -> object:
     identity.save()
     roles.apply(user, claims.roles)
     return user
+
+
+def withdraw_roles(object_id: str) -> bool:
+    """Entra says this user has no portal role any more: drop the groups of the portal user
+    they were, so that sessions still open elsewhere lose their permissions at their next
+    request instead of at their time-out. Returns whether a known user lost anything."""
+    identity = StaffIdentity.objects.select_related("user").filter(object_id=object_id).first()
+    if identity is None:
+        return False
+    had = bool(identity.roles) or identity.user.groups.exists()
+    identity.roles = []
+    identity.save(update_fields=["roles"])
+    roles.apply(identity.user, [])
+    return had

@@ -22,7 +22,7 @@ from accounts import entra, roles, throttle
 from accounts.forms import ApiTokenForm
 from accounts.middleware import start_session
 from accounts.models import ApiToken
-from accounts.users import staff_user_for
+from accounts.users import staff_user_for, withdraw_roles
 from audit.log import actor_of, record
 from mssp_portal import clouds
 
@@ -99,6 +99,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         claims = entra.finish(flow, request.GET.dict())
         user = staff_user_for(claims)
     except entra.SignInRefused as refused:
+        if refused.reason == "no_role" and refused.object_id:
+            withdraw_roles(refused.object_id)
         return _refuse(request, refused.reason, upn=refused.upn, tenant_id=refused.tenant_id)
     except entra.SignInUnavailable:
         return render(request, "accounts/unavailable.html", status=503)
