@@ -22,6 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts import roles as portal_roles
 from mssp_portal import clouds, identity
+from mssp_portal.untrusted import is_guid
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
     object_id = str(claims.get("oid") or "")
     if not _same_guid(tenant_id, settings.ENTRA_HOME_TENANT_ID):
         raise SignInRefused("wrong_tenant", upn=upn, tenant_id=tenant_id)
-    if not _is_guid(object_id) or not upn:
+    if not is_guid(object_id) or not upn:
         raise SignInRefused("incomplete_claims", upn=upn, tenant_id=tenant_id)
     roles = claims.get("roles") or []
     granted = portal_roles.portal_roles(roles if isinstance(roles, list) else [])
@@ -160,13 +161,5 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
     )
 
 
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _same_guid(a: str, b: str) -> bool:
-    return _is_guid(a) and _is_guid(b) and uuid.UUID(a) == uuid.UUID(b)
+    return is_guid(a) and is_guid(b) and uuid.UUID(a) == uuid.UUID(b)

@@ -6,7 +6,6 @@ for someone looking around); malformed values are errors everywhere.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,14 +14,7 @@ from django.conf import settings
 from django.core import checks
 
 from mssp_portal import clouds
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+from mssp_portal.untrusted import is_guid
 
 
 def _missing(id_: str, msg: str, hint: str) -> checks.CheckMessage:
@@ -72,7 +64,7 @@ def check_entra(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[checks
             errors.append(
                 _missing(f"mssp_portal.{code}", f"{name} is not set.", f"Set it to {what}.")
             )
-        elif not _is_guid(value):
+        elif not is_guid(value):
             errors.append(
                 checks.Error(
                     f"{name} is not a GUID.",

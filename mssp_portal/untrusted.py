@@ -7,6 +7,7 @@ record it passes through `for_log`, which keeps it on one line, visible and boun
 from __future__ import annotations
 
 import unicodedata
+import uuid
 
 LOG_LIMIT = 1024
 
@@ -27,3 +28,12 @@ def for_log(value: object, limit: int = LOG_LIMIT) -> str:
     if len(cleaned) > limit:
         return cleaned[: limit - 1] + "…"
     return cleaned
+
+
+def is_guid(value: str) -> bool:
+    """Whether `value` parses as a GUID (any of the forms uuid.UUID accepts)."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True

@@ -1,7 +1,7 @@
 """The staff console: dashboard, tenant page, invitations, re-verify, offboard, exports.
 
 Every view states its access in its decorator stack: `accounts.operate` to read,
-`accounts.administer` to act. tests/staff/test_url_access.py walks the URLconf and fails
+`accounts.administer` to act. tests/staff/test_access.py walks the URLconf and fails
 for a view that lets the wrong person in.
 """
 

@@ -382,6 +382,8 @@ def test_it_offboards_after_confirmation_and_keeps_the_record(admin_client, nort
     assert "Enterprise applications" in page
     assert f"appId eq '{PORTAL_APP}'" in page
     assert "Re-verify now" not in page
+    # The diagnosis from before offboarding is not presented as a to-do any more.
+    assert "the tenant is offboarded and no longer verified" in page
 
 
 def test_it_offboards_only_once(admin_client, northwind):
