@@ -36,3 +36,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"mssp-portal-test-{os.getpid()}.sqlite3")
     }
+
+# Tests never collect static files; with no STATIC_ROOT, WhiteNoise does not look for one
+# (the live server serves assets through the staticfiles finders).
+STATIC_ROOT = None
