@@ -205,6 +205,23 @@ def _platform_customer(facts: Facts, problem: Problem | None) -> str:
     )
 
 
+def _fic_remediation(facts: Facts, problem: Problem | None) -> list[str]:
+    return _fic(facts)
+
+
+def _fic_diagnosis(key: str, title: str, meaning: str, code: int) -> Diagnosis:
+    """A federated-credential mismatch: the MSSP's side, fixed with the exact FIC values."""
+    return Diagnosis(
+        key,
+        title,
+        meaning,
+        Outcome.PLATFORM_ERROR,
+        codes=(code,),
+        remediation=_fic_remediation,
+        customer=_platform_customer,
+    )
+
+
 def _transient_customer(facts: Facts, problem: Problem | None) -> str:
     return (
         "Microsoft's services asked us to wait a moment, so the check is not finished. We try "
@@ -471,55 +488,40 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         ],
         customer=_platform_customer,
     ),
-    Diagnosis(
+    _fic_diagnosis(
         "fic_mismatch",
         "Federated credential does not match",
         "Entra found no federated identity credential on the app matching the managed "
         "identity's token (issuer, subject and audience together). A newly created credential "
         "also gives this for a few minutes while it propagates.",
-        Outcome.PLATFORM_ERROR,
-        codes=(70021,),
-        remediation=lambda f, p: _fic(f),
-        customer=_platform_customer,
+        70021,
     ),
-    Diagnosis(
+    _fic_diagnosis(
         "fic_issuer_mismatch",
         "Federated credential: wrong issuer",
         "The app's federated identity credential has an issuer that is not the managed "
         "identity's token issuer.",
-        Outcome.PLATFORM_ERROR,
-        codes=(700211,),
-        remediation=lambda f, p: _fic(f),
-        customer=_platform_customer,
+        700211,
     ),
-    Diagnosis(
+    _fic_diagnosis(
         "fic_audience_mismatch",
         "Federated credential: wrong audience",
         "The app's federated identity credential has an audience other than the token "
         "exchange audience of this cloud.",
-        Outcome.PLATFORM_ERROR,
-        codes=(700212,),
-        remediation=lambda f, p: _fic(f),
-        customer=_platform_customer,
+        700212,
     ),
-    Diagnosis(
+    _fic_diagnosis(
         "fic_subject_mismatch",
         "Federated credential: wrong subject",
         "The app's federated identity credential names a subject other than the managed "
         "identity's object (principal) id — a common slip is its client id.",
-        Outcome.PLATFORM_ERROR,
-        codes=(700213,),
-        remediation=lambda f, p: _fic(f),
-        customer=_platform_customer,
+        700213,
     ),
-    Diagnosis(
+    _fic_diagnosis(
         "fic_missing",
         "No federated credential on the app",
         "The app registration has no federated identity credential at all.",
-        Outcome.PLATFORM_ERROR,
-        codes=(70025,),
-        remediation=lambda f, p: _fic(f),
-        customer=_platform_customer,
+        70025,
     ),
     Diagnosis(
         "fic_wrong_direction",
