@@ -114,8 +114,16 @@ def _not_found(request: HttpRequest) -> HttpResponse:
     return render(request, "consent/not_found.html", status=404)
 
 
-def _closed(request: HttpRequest, invitation: Invitation) -> HttpResponse:
-    return render(request, "consent/invitation_closed.html", {"invitation": invitation}, status=410)
+def _usable_invitation(request: HttpRequest, code: uuid.UUID) -> Invitation | HttpResponse:
+    """The invitation the customer can still start consent from, or the page saying why
+    not (404 unknown; 410 expired, revoked or used)."""
+    invitation = _get_invitation(code)
+    if invitation is None:
+        return _not_found(request)
+    if not invitation.is_usable:
+        context = {"invitation": invitation}
+        return render(request, "consent/invitation_closed.html", context, status=410)
+    return invitation
 
 
 @same_origin_referrer
@@ -123,11 +131,9 @@ def _closed(request: HttpRequest, invitation: Invitation) -> HttpResponse:
 @require_GET
 @unavailable_on_database_error
 def invitation(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
-    invitation = _get_invitation(code)
-    if invitation is None:
-        return _not_found(request)
-    if not invitation.is_usable:
-        return _closed(request, invitation)
+    invitation = _usable_invitation(request, code)
+    if isinstance(invitation, HttpResponse):
+        return invitation
 
     profile = invitation.profile
     requirements = [
@@ -147,11 +153,9 @@ def invitation(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
 @csrf_protect
 @unavailable_on_database_error
 def start(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
-    invitation = _get_invitation(code)
-    if invitation is None:
-        return _not_found(request)
-    if not invitation.is_usable:
-        return _closed(request, invitation)
+    invitation = _usable_invitation(request, code)
+    if isinstance(invitation, HttpResponse):
+        return invitation
 
     with transaction.atomic():
         ticket, state = invitation.issue_ticket()
