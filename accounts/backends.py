@@ -43,8 +43,12 @@ def _record_failed_login(
     throttle.record_failure(username, ip)
     locked = throttle.is_locked(username, ip)
     record(
-        "login_local",
+        "user.sign_in_refused",
         "denied",
         actor=throttle.normalise(username) or "anonymous",
-        detail={"reason": "throttled" if locked else "bad_credentials", "ip": ip or "-"},
+        detail={
+            "method": "local",
+            "reason": "throttled" if locked else "bad_credentials",
+            "ip": ip or "-",
+        },
     )

@@ -49,7 +49,7 @@ class SessionTimeoutMiddleware:
             if expired:
                 actor = actor_of(request)
                 logout(request)
-                record("session_timeout", "success", actor=actor, detail={"kind": expired})
+                record("session.expired", "success", actor=actor, detail={"kind": expired})
                 messages.info(request, "Your session ended. Please sign in again.")
                 return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
         response = self.get_response(request)
@@ -91,7 +91,7 @@ class AdminSiteGateMiddleware:
                 return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
             if not (user.is_active and user.is_superuser):
                 record(
-                    "admin_site",
+                    "admin_site.refused",
                     "denied",
                     actor=actor_of(request),
                     detail={"path": request.path},

@@ -108,7 +108,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     auth_login(request, user, backend="accounts.backends.ThrottledModelBackend")
     start_session(request)
     record(
-        "login",
+        "user.signed_in",
         "success",
         actor=claims.username,
         detail={"method": "entra", "roles": ",".join(claims.roles)},
@@ -120,7 +120,7 @@ def _refuse(
     request: HttpRequest, reason: str, *, upn: str = "", tenant_id: str = "", status: int = 403
 ) -> HttpResponse:
     record(
-        "login",
+        "user.sign_in_refused",
         "denied",
         actor=upn or "anonymous",
         detail={"method": "entra", "reason": reason, "tid": tenant_id or "-"},
@@ -151,7 +151,7 @@ def break_glass(request: HttpRequest) -> HttpResponse:
             auth_login(request, user)
             start_session(request)
             throttle.clear(username)
-            record("login", "success", actor=actor_of(request), detail={"method": "local"})
+            record("user.signed_in", "success", actor=actor_of(request), detail={"method": "local"})
             return redirect(next_url)
         if throttle.is_locked(username, throttle.client_ip(request)):
             # Say only that: not whether the password was right (it was not even checked).
@@ -170,7 +170,7 @@ def break_glass(request: HttpRequest) -> HttpResponse:
 def logout(request: HttpRequest) -> HttpResponse:
     """Sign out: the server-side session is deleted, not just forgotten by the browser."""
     if request.user.is_authenticated:
-        record("logout", "success", actor=actor_of(request))
+        record("user.signed_out", "success", actor=actor_of(request))
     auth_logout(request)
     messages.info(request, "You are signed out.")
     return redirect("accounts:login")
@@ -206,7 +206,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
         expires_at=form.expires_at(),
     )
     record(
-        "api_token_create",
+        "api_token.created",
         "success",
         actor=actor_of(request),
         detail={"token": str(token.code), "name": token.name, "scope": token.scope},
@@ -227,7 +227,7 @@ def token_revoke(request: HttpRequest, token_code: str) -> HttpResponse:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         record(
-            "api_token_revoke",
+            "api_token.revoked",
             "success",
             actor=actor_of(request),
             detail={"token": str(token.code), "name": token.name},

@@ -172,7 +172,7 @@ def main() -> int:
     configure_django(f"sqlite:///{workdir / 'setup.sqlite3'}")
     from django.urls import reverse
 
-    url = reverse("tenants:dashboard") + (f"?{args.url_query}" if args.url_query else "")
+    url = reverse("console:dashboard") + (f"?{args.url_query}" if args.url_query else "")
     figures = []
     for size in args.sizes:
         use_database(workdir / f"dashboard-{size}.sqlite3")

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from audit import log as audit
-from audit.models import AuditEvent
 from consent import links
 from consent.models import ConsentTicket, Invitation
 
@@ -72,16 +70,6 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected open invitations")
     def revoke(self, request: HttpRequest, queryset: object) -> None:
-        revoked = 0
-        for invitation in queryset:
-            with transaction.atomic():
-                if invitation.revoke():
-                    revoked += 1
-                    audit.record(
-                        "consent.invitation_revoked",
-                        AuditEvent.Outcome.SUCCESS,
-                        actor=audit.actor_of(request),
-                        tenant_id=invitation.expected_tenant_id,
-                        detail={"invitation": invitation.code},
-                    )
+        actor = audit.actor_of(request)
+        revoked = sum(invitation.revoke(actor=actor) for invitation in queryset)
         self.message_user(request, f"Revoked {revoked} invitation(s).", messages.SUCCESS)

@@ -7,11 +7,16 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 
+from audit.log import record
+from audit.models import AuditEvent
 from tenants import profiles
 from tenants.models import Tenant
+from tenants.signals import tenant_offboarded
 
 # What `issue_ticket` hands out: token_urlsafe(32) is 43 base64url characters. The callback
 # refuses anything else before it looks a ticket up.
@@ -22,6 +27,64 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
     def usable(self) -> InvitationQuerySet:
         """Open and not yet expired: the customer can still start consent from it."""
         return self.filter(status=Invitation.Status.OPEN, expires_at__gt=timezone.now())
+
+    def for_tenant(self, tenant: Tenant) -> InvitationQuerySet:
+        """Invitations that became this tenant or are bound to it."""
+        return self.filter(Q(tenant=tenant) | Q(expected_tenant_id=tenant.tenant_id))
+
+    def to_send_again(self, tenant: Tenant) -> Invitation | None:
+        """The newest usable invitation bound to this tenant: the link to send the customer
+        again (re-consent), or None when there is none."""
+        return (
+            self.usable()
+            .filter(expected_tenant_id=tenant.tenant_id)
+            .order_by("-created_at")
+            .first()
+        )
+
+    def create_invitation(
+        self,
+        *,
+        customer_name: str,
+        access_profile: str,
+        days: int,
+        actor: str,
+        expected_tenant_id: uuid.UUID | None = None,
+        expected_domain: str = "",
+        tenant: Tenant | None = None,
+    ) -> Invitation:
+        """Create an invitation and audit it (`invitation.created`). The one way to create
+        one: the console, `create_invitation` and re-consent all come here."""
+        with transaction.atomic():
+            invitation = self.create(
+                customer_name=customer_name,
+                expected_tenant_id=expected_tenant_id,
+                expected_domain=expected_domain,
+                access_profile=access_profile,
+                expires_at=timezone.now() + timedelta(days=days),
+                created_by=actor,
+                tenant=tenant,
+            )
+            record(
+                "invitation.created",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=expected_tenant_id,
+                detail={
+                    "invitation": invitation.code,
+                    "customer": customer_name,
+                    "access_profile": access_profile,
+                    "kind": "re-consent" if tenant is not None else "new",
+                },
+            )
+        return invitation
+
+    def revoke_open_for(self, tenant: Tenant, *, actor: str, reason: str) -> int:
+        """Revoke every open invitation of this tenant (each audited); returns how many."""
+        revoked = 0
+        for invitation in self.for_tenant(tenant).filter(status=Invitation.Status.OPEN):
+            revoked += invitation.revoke(actor=actor, reason=reason)
+        return revoked
 
 
 class Invitation(models.Model):
@@ -88,14 +151,29 @@ class Invitation(models.Model):
         self.used_at = self.used_at or timezone.now()
         self.save(update_fields=["status", "tenant", "used_at"])
 
-    def revoke(self) -> bool:
-        """Withdraw an open invitation; False when it was already used or revoked."""
-        revoked = Invitation.objects.filter(pk=self.pk, status=self.Status.OPEN).update(
-            status=self.Status.REVOKED
-        )
-        if revoked:
+    def revoke(self, *, actor: str, reason: str = "") -> bool:
+        """Withdraw an open invitation (the link stops working at once) and audit it
+        (`invitation.revoked`); False, and nothing recorded, when it was already used or
+        revoked."""
+        with transaction.atomic():
+            revoked = Invitation.objects.filter(pk=self.pk, status=self.Status.OPEN).update(
+                status=self.Status.REVOKED
+            )
+            if not revoked:
+                return False
             self.status = self.Status.REVOKED
-        return revoked == 1
+            detail: dict[str, object] = {"invitation": self.code}
+            if reason:
+                detail["reason"] = reason
+            record(
+                "invitation.revoked",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=self.expected_tenant_id
+                or (self.tenant.tenant_id if self.tenant else None),
+                detail=detail,
+            )
+        return True
 
     def issue_ticket(self) -> tuple[ConsentTicket, str]:
         """A new single-use `state` for one trip to Entra's consent page.
@@ -154,3 +232,10 @@ class ConsentTicket(models.Model):
         if claimed:
             self.used_at, self.result, self.tenant_id = now, result, tenant_id
         return claimed == 1
+
+
+@receiver(tenant_offboarded)
+def _close_invitations(sender: object, tenant: Tenant, actor: str, **kwargs: object) -> None:
+    # Re-onboarding takes a new invitation: none of the old ones may be used again. Runs in
+    # the offboarding transaction (tenants cannot call consent: it sits below it).
+    Invitation.objects.revoke_open_for(tenant, actor=actor, reason="tenant offboarded")

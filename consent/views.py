@@ -17,7 +17,6 @@ from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -318,7 +317,7 @@ def _tenant_mismatch(
     event = _redeem_and_audit(
         ticket,
         ConsentTicket.Result.TENANT_MISMATCH,
-        "consent.tenant_mismatch",
+        "consent.rejected",
         tenant_id=tenant_id,
         detail={"expected_tenant": expected},
     )
@@ -343,51 +342,20 @@ def _record_consent(
         # here, the second finds the ticket used and records nothing.
         if not ticket.redeem(ConsentTicket.Result.CONSENTED, tenant_id):
             return _lost_race(request, ticket)
-        tenant = _tenant_reported(invitation, tenant_id)
-        invitation.mark_used(tenant)
-        audit.record(
-            "consent.reported",
-            AuditEvent.Outcome.SUCCESS,
+        tenant = Tenant.objects.record_consent(
+            tenant_id,
+            customer_name=invitation.customer_name,
+            domain=invitation.expected_domain,
+            access_profile=invitation.access_profile,
             actor=CUSTOMER,
-            tenant_id=tenant_id,
-            detail={"invitation": invitation.code, "access_profile": invitation.access_profile},
+            detail={"invitation": invitation.code},
         )
+        invitation.mark_used(tenant)
         enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)
     # Post/Redirect/Get: refreshing the landing page never replays the callback.
     response = HttpResponseRedirect(reverse("consent:landing", args=[invitation.code]))
     response.status_code = 303
     return response
-
-
-def _tenant_reported(invitation: Invitation, tenant_id: uuid.UUID) -> Tenant:
-    """Create the tenant as "consent reported", or bring an existing one back to it (a
-    re-consent, or an offboarded customer returning)."""
-    now = timezone.now()
-    cloud = clouds.current().name
-    tenant, created = Tenant.objects.select_for_update().get_or_create(
-        tenant_id=tenant_id,
-        defaults={
-            "display_name": invitation.customer_name,
-            "primary_domain": invitation.expected_domain,
-            "cloud": cloud,
-            "access_profile": invitation.access_profile,
-            "status": Tenant.Status.CONSENT_REPORTED,
-            "consent_reported_at": now,
-        },
-    )
-    if created:
-        return tenant
-    fields = tenant.set_status(Tenant.Status.CONSENT_REPORTED)
-    tenant.consent_reported_at = now
-    tenant.cloud = cloud
-    tenant.access_profile = invitation.access_profile
-    tenant.offboarded_at = None
-    fields += ["consent_reported_at", "cloud", "access_profile", "offboarded_at"]
-    if not tenant.display_name:
-        tenant.display_name = invitation.customer_name
-        fields.append("display_name")
-    tenant.save(update_fields=fields)
-    return tenant
 
 
 @no_referrer
@@ -407,6 +375,15 @@ def landing(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
         "verification": verification,
         "checking": checking,
         # What the check found, in the customer's words (what works, what is left to do).
-        "explanation": diagnosis.describe(verification) if verification and not checking else None,
+        "explanation": (
+            diagnosis.describe(verification, consent_link=_link_to_send_again(tenant))
+            if verification and not checking
+            else None
+        ),
     }
     return render(request, "consent/landing.html", context)
+
+
+def _link_to_send_again(tenant: Tenant) -> str:
+    invitation = Invitation.objects.to_send_again(tenant)
+    return links.invitation_url(invitation) if invitation else ""

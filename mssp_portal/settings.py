@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "accounts",
     "tenants",
     "consent",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -173,7 +174,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = [PORTAL_BASE_URL]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "tenants:dashboard"
+LOGIN_REDIRECT_URL = "console:dashboard"
 # Password sign-in (break-glass accounts) goes through the throttled backend.
 AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username per window

@@ -1,10 +1,11 @@
+"""The root URLconf: each app's URLs, included by dotted path (this package imports no app)."""
+
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("tenants.urls")),
+    path("", include("console.urls")),
     path("consent/", include("consent.urls")),
     path("accounts/", include("accounts.urls")),
-    path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
 ]

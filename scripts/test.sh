@@ -42,6 +42,8 @@ postgres_url="postgres://postgres@127.0.0.1:$pg_port/mssp_portal"
 echo "== ruff"
 ruff check .
 ruff format --check .
+echo "== import layers"
+lint-imports --no-cache
 echo "== migrations"
 python manage.py makemigrations --check --dry-run
 echo "== check --deploy (production settings)"

@@ -7,8 +7,12 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.log import record
+from audit.models import AuditEvent
+from mssp_portal import clouds
 from mssp_portal.clouds import CLOUD_NAMES
 from tenants import profiles
+from tenants.signals import tenant_offboarded
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -29,6 +33,53 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         if stale_interval is not None:
             due |= Q(stale_since__isnull=False, last_checked_at__lt=now - stale_interval)
         return self.active().filter(due).exclude(verifications__state__in=Verification.OPEN_STATES)
+
+    def record_consent(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        customer_name: str,
+        domain: str,
+        access_profile: str,
+        actor: str,
+        detail: dict[str, object],
+    ) -> Tenant:
+        """A customer reported consent for this tenant: create it as "consent reported", or
+        bring an existing one back to it (a re-consent, or an offboarded customer returning),
+        and audit it (`consent.reported`). Call inside a transaction; the report is a hint
+        until a verification proves it."""
+        now = timezone.now()
+        cloud = clouds.current().name
+        tenant, created = self.select_for_update().get_or_create(
+            tenant_id=tenant_id,
+            defaults={
+                "display_name": customer_name,
+                "primary_domain": domain,
+                "cloud": cloud,
+                "access_profile": access_profile,
+                "status": Tenant.Status.CONSENT_REPORTED,
+                "consent_reported_at": now,
+            },
+        )
+        if not created:
+            fields = tenant.set_status(Tenant.Status.CONSENT_REPORTED)
+            tenant.consent_reported_at = now
+            tenant.cloud = cloud
+            tenant.access_profile = access_profile
+            tenant.offboarded_at = None
+            fields += ["consent_reported_at", "cloud", "access_profile", "offboarded_at"]
+            if not tenant.display_name:
+                tenant.display_name = customer_name
+                fields.append("display_name")
+            tenant.save(update_fields=fields)
+        record(
+            "consent.reported",
+            AuditEvent.Outcome.SUCCESS,
+            actor=actor,
+            tenant_id=tenant_id,
+            detail={**detail, "access_profile": access_profile},
+        )
+        return tenant
 
 
 class Tenant(models.Model):
@@ -96,6 +147,28 @@ class Tenant(models.Model):
         self.stale_since = None
         return fields
 
+    def offboard(self, *, actor: str) -> bool:
+        """Stop requesting tokens for this tenant, keep its record and history, and audit it
+        (`tenant.offboarded`); the apps above close what they hold for it (its open
+        invitations) on `tenant_offboarded`. False when it was already offboarded."""
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().get(pk=self.pk)
+            if tenant.status == self.Status.OFFBOARDED:
+                return False
+            fields = tenant.set_status(self.Status.OFFBOARDED, diagnosis="")
+            tenant.offboarded_at = timezone.now()
+            tenant.save(update_fields=[*fields, "offboarded_at"])
+            record(
+                "tenant.offboarded",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=self.tenant_id,
+            )
+            tenant_offboarded.send(sender=Tenant, tenant=tenant, actor=actor)
+        for name in (*fields, "offboarded_at"):
+            setattr(self, name, getattr(tenant, name))
+        return True
+
     def record_verification(self, verification: Verification) -> list[str]:
         """Apply a finished verification; returns the fields to save.
 
@@ -159,14 +232,17 @@ class VerificationQuerySet(models.QuerySet["Verification"]):
             | Q(state=Verification.State.RUNNING, lease_expires_at__lt=timezone.now())
         )
 
-    def orphaned(self, older_than: timedelta) -> VerificationQuerySet:
+    def orphaned(self, lease: timedelta) -> VerificationQuerySet:
         """Claimable verifications that nobody is about to run: running with an expired
-        lease, or queued for longer than `older_than` (their task was lost)."""
+        lease (the worker died), or queued with no task in sight: older than one `lease`
+        and never handed over again, or handed over again longer than a lease ago."""
         now = timezone.now()
-        return self.filter(
-            Q(state=Verification.State.QUEUED, created_at__lt=now - older_than)
-            | Q(state=Verification.State.RUNNING, lease_expires_at__lt=now)
+        running_expired = Q(state=Verification.State.RUNNING, lease_expires_at__lt=now)
+        queued_forgotten = Q(state=Verification.State.QUEUED) & (
+            Q(lease_expires_at__isnull=True, created_at__lt=now - lease)
+            | Q(lease_expires_at__lt=now)
         )
+        return self.filter(running_expired | queued_forgotten)
 
 
 class Verification(models.Model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django_tasks import task
 
+from audit.log import record
+from audit.models import AuditEvent
 from tenants.models import Tenant, Verification
 
 
@@ -20,6 +22,23 @@ def enqueue_verification(
     if created:
         transaction.on_commit(lambda: verify_tenant.enqueue(str(verification.code)))
     return verification, created
+
+
+def reverify(tenant: Tenant, *, actor: str) -> bool:
+    """Staff asked to verify this tenant now: queue a verification unless one is open, and
+    audit the request (`verification.requested`). Returns whether a new one was queued."""
+    verification, created = enqueue_verification(tenant, Verification.Trigger.MANUAL, actor)
+    record(
+        "verification.requested",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor,
+        tenant_id=tenant.tenant_id,
+        detail={
+            "verification": verification.code,
+            "result": "queued" if created else "already_queued",
+        },
+    )
+    return created
 
 
 @task()

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import roles
+from consent.models import Invitation
+from tenants.models import Tenant, Verification
+from tests.personas import PASSWORD, make_staff, make_tenant, signed_in_client
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "entra_sandbox/scenarios/demo.toml"
 
@@ -95,3 +105,106 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --- Staff personas and a small fleet (tests/personas.py builds them) -------------------------
+
+
+@pytest.fixture
+def admin_user(db) -> object:
+    return make_staff("admin@fabrikam-mssp.example", [roles.ADMIN_ROLE])
+
+
+@pytest.fixture
+def operator_user(db) -> object:
+    return make_staff("operator@fabrikam-mssp.example", [roles.OPERATOR_ROLE])
+
+
+@pytest.fixture
+def outsider_user(db) -> object:
+    """Signed in once, but holds no portal role (e.g. visitor@…, or roles removed since)."""
+    return make_staff("visitor@fabrikam-mssp.example", [])
+
+
+@pytest.fixture
+def superuser(db) -> object:
+    return get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    return signed_in_client(admin_user)
+
+
+@pytest.fixture
+def operator_client(operator_user) -> Client:
+    return signed_in_client(operator_user)
+
+
+@pytest.fixture
+def outsider_client(outsider_user) -> Client:
+    return signed_in_client(outsider_user)
+
+
+@pytest.fixture
+def northwind(db) -> Tenant:
+    tenant = make_tenant(
+        NORTHWIND,
+        display_name="Northwind Traders",
+        primary_domain="northwind.example",
+        status=Tenant.Status.VERIFIED,
+        last_checked_at=timezone.now(),
+        last_verified_at=timezone.now(),
+    )
+    Verification.objects.create(
+        tenant=tenant,
+        trigger=Verification.Trigger.CONSENT,
+        state=Verification.State.DONE,
+        outcome=Verification.Outcome.VERIFIED,
+        finished_at=timezone.now(),
+        results={
+            "graph": {
+                "token": "ok",
+                "tid_matches": True,
+                "roles_seen": ["Organization.Read.All"],
+                "roles_required": ["Organization.Read.All"],
+                "roles_missing": [],
+                "probe": {"status": 200, "ok": True, "detail": ""},
+                "diagnosis": "",
+            }
+        },
+    )
+    return tenant
+
+
+@pytest.fixture
+def tailspin(db) -> Tenant:
+    return make_tenant(
+        TAILSPIN,
+        display_name="Tailspin Toys",
+        primary_domain="tailspin.example",
+        status=Tenant.Status.INCOMPLETE,
+        diagnosis="resource_not_provisioned",
+    )
+
+
+@pytest.fixture
+def invitation(db, admin_user) -> Invitation:
+    return Invitation.objects.create(
+        customer_name="Northwind Traders",
+        expected_tenant_id=NORTHWIND,
+        access_profile="defender-xdr-readonly",
+        expires_at=timezone.now() + timedelta(days=14),
+        created_by=admin_user.get_username(),
+    )
+
+
+@pytest.fixture
+def entra(sandbox, settings) -> object:
+    """The sandbox, with this portal's sign-in redirect URI registered on the portal app
+    when PORTAL_BASE_URL is not the demo's."""
+    ours = settings.PORTAL_BASE_URL + reverse("accounts:callback")
+    if ours != "http://localhost:8000/accounts/callback/":
+        consent = settings.PORTAL_BASE_URL + reverse("consent:callback")
+        sandbox.control.update_application(PORTAL_APP, redirect_uris=[consent, ours])
+    return sandbox

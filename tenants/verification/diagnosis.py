@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db.models import Q
 
 from mssp_portal import clouds
 from tenants.models import Tenant, Verification
@@ -711,11 +710,13 @@ def get(key: str) -> Diagnosis:
     return CATALOGUE.get(key) or CATALOGUE["unclassified"]
 
 
-def describe(verification: Verification) -> Explanation:
+def describe(verification: Verification, *, consent_link: str = "") -> Explanation:
     """What this verification found, with what to do, in the operator's and the customer's
-    words. Never raises on unknown keys or odd results."""
+    words. `consent_link` is the invitation link the customer can use again (the caller
+    knows invitations; the engine does not), or "" when there is none. Never raises on
+    unknown keys or odd results."""
     tenant = verification.tenant
-    facts = _facts(verification, tenant)
+    facts = _facts(verification, tenant, consent_link)
     problems = _problems(verification)
     key = verification.diagnosis or (
         "verified" if verification.outcome == Outcome.VERIFIED else "unclassified"
@@ -795,7 +796,7 @@ def _requirements(tenant: Tenant) -> tuple[Requirement, ...]:
         return ()
 
 
-def _facts(verification: Verification, tenant: Tenant) -> Facts:
+def _facts(verification: Verification, tenant: Tenant, consent_link: str) -> Facts:
     platform = verification.platform if isinstance(verification.platform, dict) else {}
     claims = platform.get("assertion") if isinstance(platform.get("assertion"), dict) else {}
     home = settings.ENTRA_HOME_TENANT_ID
@@ -820,7 +821,7 @@ def _facts(verification: Verification, tenant: Tenant) -> Facts:
         fic_audience=audience,
         fic_from_token=bool(claims.get("iss") and claims.get("sub")),
         assertion_window=window,
-        consent_link=_consent_link(tenant),
+        consent_link=consent_link,
         code=verification.error_code,
         loganalytics=(
             {str(k): str(v) for k, v in loganalytics.items()}
@@ -835,20 +836,3 @@ def _utc(epoch: object) -> str:
         return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return "?"
-
-
-def _consent_link(tenant: Tenant) -> str:
-    """The invitation link the customer can use again, if one is still open."""
-    if tenant.pk is None:
-        return ""
-    # consent depends on tenants, not the other way round: imported here.
-    from consent.links import invitation_url
-    from consent.models import Invitation
-
-    invitation = (
-        Invitation.objects.usable()
-        .filter(Q(tenant=tenant) | Q(expected_tenant_id=tenant.tenant_id))
-        .order_by("-created_at")
-        .first()
-    )
-    return invitation_url(invitation) if invitation else ""

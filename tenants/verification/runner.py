@@ -339,7 +339,7 @@ def finish(verification: Verification, result: Result) -> Verification | None:
         if result.outcome == Outcome.PLATFORM_ERROR:
             _raise_alert(verification)
         elif result.exchanged and PlatformAlert.resolve_open():
-            record("platform.alerts_resolved", "success", actor="system")
+            record("platform.alert_resolved", "success", actor="system")
     logger.info(
         "verification %s tenant=%s outcome=%s diagnosis=%s code=%s attempt=%s",
         verification.code,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Tenant, Verification
@@ -49,19 +48,14 @@ def requeue_orphans() -> int:
     """Queue again what no worker is running. A requeued verification is not requeued again
     before another lease period has passed (its `lease_expires_at`), so a long task queue
     does not fill up with duplicates."""
-    now = timezone.now()
     lease = timedelta(seconds=settings.VERIFY_LEASE)
-    running_expired = Q(state=Verification.State.RUNNING, lease_expires_at__lt=now)
-    queued_forgotten = Q(state=Verification.State.QUEUED) & (
-        Q(lease_expires_at__isnull=True, created_at__lt=now - lease) | Q(lease_expires_at__lt=now)
-    )
     codes = []
-    for code in Verification.objects.filter(running_expired | queued_forgotten).values_list(
-        "code", flat=True
-    ):
+    for code in Verification.objects.orphaned(lease).values_list("code", flat=True):
         # Row by row, with the same condition: a worker may claim one meanwhile.
-        taken = Verification.objects.filter(running_expired | queued_forgotten, code=code).update(
-            state=Verification.State.QUEUED, lease_expires_at=now + lease
+        taken = (
+            Verification.objects.orphaned(lease)
+            .filter(code=code)
+            .update(state=Verification.State.QUEUED, lease_expires_at=timezone.now() + lease)
         )
         if taken:
             codes.append(str(code))

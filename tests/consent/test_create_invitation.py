@@ -42,7 +42,7 @@ def test_it_creates_an_invitation_for_a_tenant_id_and_prints_its_url(settings):
 
     event = AuditEvent.objects.get()
     assert (event.action, event.outcome, event.actor) == (
-        "consent.invitation_created",
+        "invitation.created",
         AuditEvent.Outcome.SUCCESS,
         "cli",
     )

@@ -35,7 +35,7 @@ from tests.conftest import (
     WOODGROVE,
 )
 from tests.consent.helpers import issue, make_invitation, success
-from tests.staff.conftest import make_staff, signed_in_client
+from tests.personas import make_staff, signed_in_client
 
 TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
@@ -54,15 +54,15 @@ def _pages(client: Client) -> str:
     """Every page a staff member (admin) can open about the tenants and their checks."""
     pages = []
     urls = [
-        reverse("tenants:dashboard"),
-        reverse("tenants:dashboard_live"),
-        reverse("tenants:export_csv"),
-        reverse("tenants:status_json"),
-        reverse("tenants:invitations"),
-        reverse("audit:events"),
+        reverse("console:dashboard"),
+        reverse("console:dashboard_live"),
+        reverse("console:export_csv"),
+        reverse("console:status_json"),
+        reverse("console:invitations"),
+        reverse("console:audit_log"),
     ]
-    urls += [reverse("tenants:detail", args=[t.code]) for t in Tenant.objects.all()]
-    urls += [reverse("tenants:invitation", args=[i.code]) for i in Invitation.objects.all()]
+    urls += [reverse("console:detail", args=[t.code]) for t in Tenant.objects.all()]
+    urls += [reverse("console:invitation", args=[i.code]) for i in Invitation.objects.all()]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url

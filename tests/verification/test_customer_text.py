@@ -19,7 +19,7 @@ from tests.conftest import (
     MANAGED_IDENTITY_OBJECT_ID,
     PORTAL_APP,
 )
-from tests.staff.conftest import make_staff, signed_in_client
+from tests.personas import make_staff, signed_in_client
 
 HOSTILE = "f0e1d2c3-b4a5-4968-8776-655443322110"
 HOSTILE_NAME = '<script>alert("pwned")</script>\u202eevil\r\n2026-01-01 INFO forged log line'
@@ -109,7 +109,7 @@ def test_a_hostile_organisation_name_is_stored_as_data_and_never_printed_raw(
     assert '<script>alert("pwned")</scrip…' in output
     assert "forged log line" not in caplog.text
     admin = signed_in_client(make_staff("admin@fabrikam-mssp.example", [roles.ADMIN_ROLE]))
-    for url in (reverse("tenants:dashboard"), reverse("tenants:detail", args=[tenant.code])):
+    for url in (reverse("console:dashboard"), reverse("console:detail", args=[tenant.code])):
         page = admin.get(url).content.decode()
         assert "<script>alert(" not in page
         assert "&lt;script&gt;alert(" in page

@@ -3,13 +3,8 @@ unknown codes without a crash, and customer texts without internals."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from consent.links import invitation_url
-from consent.models import Invitation
 from tenants.models import Tenant, Verification
 from tenants.verification import classify, diagnosis
 from tests.conftest import NORTHWIND
@@ -120,19 +115,12 @@ def test_it_shows_an_unknown_code_without_crashing(tenant):
     assert diagnosis.get("no_such_key").key == "unclassified"
 
 
-def test_it_offers_the_open_invitation_as_the_consent_link_to_send_again(tenant):
-    invitation = Invitation.objects.create(
-        customer_name="Northwind",
-        expected_tenant_id=tenant.tenant_id,
-        expires_at=timezone.now() + timedelta(days=3),
-        created_by="admin@fabrikam-mssp.example",
-    )
+def test_it_offers_the_consent_link_its_caller_gives_as_the_one_to_send_again(tenant):
+    link = "https://portal.example/consent/invite/0b5e7c1a-8d2f-4e61-9a3c-7f4b2d1e6c58/"
 
-    explanation = diagnosis.describe(_verification(tenant, "not_consented"))
+    explanation = diagnosis.describe(_verification(tenant, "not_consented"), consent_link=link)
 
-    assert f"Send the customer this consent link again: {invitation_url(invitation)}" in (
-        explanation.remediation
-    )
+    assert f"Send the customer this consent link again: {link}" in explanation.remediation
 
 
 def test_without_an_open_invitation_it_says_to_create_one(tenant):

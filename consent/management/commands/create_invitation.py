@@ -5,16 +5,11 @@ Prints the invitation URL to send to the customer, and nothing else, so scripts 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
-from django.utils import timezone
 
-from audit import log as audit
-from audit.models import AuditEvent
 from consent import links
 from consent.forms import InvitationForm
 from consent.models import Invitation
@@ -63,24 +58,12 @@ class Command(BaseCommand):
 
         data = form.cleaned_data
         expected = data["tenant"]
-        with transaction.atomic():
-            invitation = Invitation.objects.create(
-                customer_name=data["customer_name"],
-                expected_tenant_id=expected.tenant_id if expected else None,
-                expected_domain=expected.domain if expected else "",
-                access_profile=data["access_profile"],
-                expires_at=timezone.now() + timedelta(days=data["days"]),
-                created_by="cli",
-            )
-            audit.record(
-                "consent.invitation_created",
-                AuditEvent.Outcome.SUCCESS,
-                actor="cli",
-                tenant_id=invitation.expected_tenant_id,
-                detail={
-                    "invitation": invitation.code,
-                    "customer": invitation.customer_name,
-                    "access_profile": invitation.access_profile,
-                },
-            )
+        invitation = Invitation.objects.create_invitation(
+            customer_name=data["customer_name"],
+            expected_tenant_id=expected.tenant_id if expected else None,
+            expected_domain=expected.domain if expected else "",
+            access_profile=data["access_profile"],
+            days=data["days"],
+            actor="cli",
+        )
         self.stdout.write(links.invitation_url(invitation))

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.db.models import F
+
+from audit.models import AuditEvent
+from consent.models import Invitation
+from tenants.models import Tenant
+
+# ?sort= value -> ORDER BY. The stable tie-breaker keeps pages from overlapping.
+SORTS = {
+    "name": ("display_name", "tenant_id"),
+    "-name": ("-display_name", "-tenant_id"),
+    "domain": ("primary_domain", "tenant_id"),
+    "-domain": ("-primary_domain", "-tenant_id"),
+    "status": ("status", "display_name", "tenant_id"),
+    "-status": ("-status", "display_name", "tenant_id"),
+    "since": ("status_since", "tenant_id"),
+    "-since": ("-status_since", "tenant_id"),
+    # Never checked sorts as the oldest check: SQLite and PostgreSQL disagree on where NULLs
+    # go unless told.
+    "checked": (F("last_checked_at").asc(nulls_first=True), "tenant_id"),
+    "-checked": (F("last_checked_at").desc(nulls_last=True), "-tenant_id"),
+}
+STALE = "stale"
+ATTENTION = "attention"
+
+
+class DashboardFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "All"),
+            (ATTENTION, "Needs attention"),
+            *Tenant.Status.choices,
+            (STALE, "Stale"),
+        ],
+    )
+    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])
+
+    def clean_q(self) -> str:
+        return " ".join(self.cleaned_data["q"].split())
+
+
+class UUIDListField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[uuid.UUID]:
+        if not value:
+            return []
+        try:
+            return [uuid.UUID(str(item)) for item in value]  # type: ignore[union-attr]
+        except ValueError as exc:
+            raise forms.ValidationError("Invalid selection.", code="invalid") from exc
+
+
+class TenantSelectionForm(forms.Form):
+    """Tenants ticked on the dashboard (their public codes)."""
+
+    MAX = 500
+
+    tenant = UUIDListField(error_messages={"required": "Select at least one tenant."})
+
+    def clean_tenant(self) -> list[uuid.UUID]:
+        codes = self.cleaned_data["tenant"]
+        if len(codes) > self.MAX:
+            raise forms.ValidationError(f"Select at most {self.MAX} tenants at a time.")
+        return codes
+
+
+class ConfirmForm(forms.Form):
+    """The confirmation box of a destructive action."""
+
+    confirm = forms.BooleanField(
+        required=True, label="I understand what this does", error_messages={"required": ""}
+    )
+
+
+class InvitationFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "All"),
+            ("usable", "Usable"),
+            ("expired", "Expired"),
+            *Invitation.Status.choices,
+        ],
+    )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=64)
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any"), *AuditEvent.Outcome.choices])
+    actor = forms.CharField(required=False, max_length=254)
+    tenant = forms.UUIDField(required=False, label="Tenant ID")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

@@ -1,0 +1,33 @@
+"""Every staff page. The paths are the ones published since the first release."""
+
+from django.urls import include, path
+
+from console.views import audit_log, dashboard, exports, invitations, tenants
+
+app_name = "console"
+
+tenant_urls = [
+    path("", tenants.tenant_detail, name="detail"),
+    path("reverify/", tenants.tenant_reverify, name="reverify"),
+    path("offboard/", tenants.tenant_offboard, name="offboard"),
+    path("invite/", tenants.tenant_invite, name="invite"),
+]
+
+invitation_urls = [
+    path("", invitations.invitation_detail, name="invitation"),
+    path("revoke/", invitations.invitation_revoke, name="invitation_revoke"),
+]
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("dashboard/live/", dashboard.dashboard_live, name="dashboard_live"),
+    path("tenants/export.csv", exports.export_csv, name="export_csv"),
+    path("tenants/reverify/", tenants.reverify_selected, name="reverify_selected"),
+    path("tenants/reverify-all/", tenants.reverify_all, name="reverify_all"),
+    path("tenants/<uuid:tenant_code>/", include(tenant_urls)),
+    path("invitations/", invitations.invitation_list, name="invitations"),
+    path("invitations/new/", invitations.invitation_create, name="invitation_create"),
+    path("invitations/<uuid:invitation_code>/", include(invitation_urls)),
+    path("api/status/", exports.status_json, name="status_json"),
+    path("audit/", audit_log.audit_log, name="audit_log"),
+]

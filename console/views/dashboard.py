@@ -1,0 +1,113 @@
+"""The tenant status dashboard and its live region."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts import roles
+from console.forms import ATTENTION, SORTS, STALE, DashboardFilterForm
+from tenants.models import PlatformAlert, Tenant, Verification
+
+PAGE_SIZE = 50
+
+
+def valid_filters(form: DashboardFilterForm) -> dict[str, Any]:
+    """The filter fields that are valid: a hand-edited bad ?sort= falls back to the default
+    sort without dropping the search or the status filter beside it."""
+    form.is_valid()
+    return form.cleaned_data
+
+
+def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
+    """The tenants the dashboard's filters select, in its sort order (also the CSV's)."""
+    tenants = Tenant.objects.all()
+    data = valid_filters(form)
+    q = data.get("q", "")
+    if q:
+        match = Q(display_name__icontains=q) | Q(primary_domain__icontains=q)
+        with contextlib.suppress(ValueError):
+            match |= Q(tenant_id=uuid.UUID(q))
+        tenants = tenants.filter(match)
+    status = data.get("status", "")
+    if status == STALE:
+        tenants = tenants.filter(stale_since__isnull=False)
+    elif status == ATTENTION:
+        tenants = tenants.filter(
+            status__in=[Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS]
+        ) | tenants.filter(stale_since__isnull=False)
+    elif status:
+        tenants = tenants.filter(status=status)
+    return tenants.order_by(*SORTS.get(data.get("sort") or "", SORTS["name"]))
+
+
+def status_counts() -> dict[str, int]:
+    """Tenants per status, stale ones and the total, in one query."""
+    return Tenant.objects.aggregate(
+        total=Count("pk"),
+        stale=Count("pk", filter=Q(stale_since__isnull=False)),
+        **{status: Count("pk", filter=Q(status=status)) for status in Tenant.Status.values},
+    )
+
+
+def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    """Everything the dashboard shows, in a fixed number of queries whatever the fleet size:
+    counts (1), open verifications (1), alerts (1), page count (1), page rows (1)."""
+    form = DashboardFilterForm(request.GET)
+    tenants = filtered_tenants(form).annotate(
+        verifying=Exists(
+            Verification.objects.filter(tenant=OuterRef("pk"), state__in=Verification.OPEN_STATES)
+        )
+    )
+    paginator = Paginator(tenants, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    counts = status_counts()
+    progress = Verification.objects.filter(state__in=Verification.OPEN_STATES).aggregate(
+        queued=Count("pk", filter=Q(state=Verification.State.QUEUED)),
+        running=Count("pk", filter=Q(state=Verification.State.RUNNING)),
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = request.GET.copy()
+    sort_query.pop("sort", None)
+    sort_query.pop("page", None)
+    return {
+        "form": form,
+        "page": page,
+        "rows": [{"tenant": tenant} for tenant in page.object_list],
+        "counts": counts,
+        "status_cards": [(value, label, counts[value]) for value, label in Tenant.Status.choices],
+        "progress": progress,
+        "verifying": progress["queued"] + progress["running"],
+        "alerts": list(PlatformAlert.objects.open()),
+        "query": query.urlencode(),
+        "live_query": request.GET.urlencode(),
+        "sort_query": sort_query.urlencode(),
+        "sort": valid_filters(form).get("sort") or "name",
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+@login_required
+@permission_required(roles.OPERATE, raise_exception=True)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/dashboard.html", _dashboard_context(request))
+
+
+@require_GET
+@login_required
+@permission_required(roles.OPERATE, raise_exception=True)
+def dashboard_live(request: HttpRequest) -> HttpResponse:
+    """The dashboard's live region alone; static/js/refresh.js swaps it in while
+    verifications run."""
+    return render(request, "console/_dashboard_live.html", _dashboard_context(request))

@@ -1,0 +1,133 @@
+"""The fleet for machines and spreadsheets: CSV export and the JSON status endpoint."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts import roles
+from accounts.decorators import staff_or_token_required
+from accounts.models import ApiToken
+from audit.log import actor_of, record
+from audit.models import AuditEvent
+from console.forms import DashboardFilterForm
+from console.views.dashboard import filtered_tenants, status_counts
+from tenants.models import PlatformAlert, Tenant
+
+# (CSV header, Tenant attribute) in column order; the JSON status API uses the same fields.
+CSV_COLUMNS = [
+    ("tenant_id", "tenant_id"),
+    ("name", "display_name"),
+    ("domain", "primary_domain"),
+    ("status", "status"),
+    ("status_since", "status_since"),
+    ("stale_since", "stale_since"),
+    ("last_checked_at", "last_checked_at"),
+    ("last_verified_at", "last_verified_at"),
+    ("access_profile", "access_profile"),
+    ("diagnosis", "diagnosis"),
+    ("offboarded_at", "offboarded_at"),
+]
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A spreadsheet-safe cell: formula-looking text gets a leading apostrophe (OWASP's
+    CSV injection advice), so it is shown as text and never evaluated."""
+    if value is None:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@login_required
+@permission_required(roles.OPERATE, raise_exception=True)
+def export_csv(request: HttpRequest) -> HttpResponse:
+    """The tenant list (with the dashboard's filters) as CSV, streamed."""
+    tenants = filtered_tenants(DashboardFilterForm(request.GET))
+    record(
+        "tenants.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"filter": request.GET.urlencode()},
+    )
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow([header for header, _ in CSV_COLUMNS])
+        for tenant in tenants.iterator(chunk_size=1000):
+            yield writer.writerow([csv_cell(getattr(tenant, name)) for _, name in CSV_COLUMNS])
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="tenants-{stamp}.csv"'
+    return response
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+@require_GET
+@staff_or_token_required(ApiToken.Scope.STATUS_READ)
+def status_json(request: HttpRequest) -> HttpResponse:
+    """Tenant statuses for monitoring systems (staff session or an API token)."""
+    alerts = [
+        {
+            "key": alert.key,
+            "title": alert.title,
+            "opened_at": alert.opened_at.isoformat(),
+            "last_seen_at": alert.last_seen_at.isoformat(),
+        }
+        for alert in PlatformAlert.objects.open()
+    ]
+    fields = [
+        "tenant_id",
+        "display_name",
+        "primary_domain",
+        "status",
+        "status_since",
+        "stale_since",
+        "last_checked_at",
+        "last_verified_at",
+        "diagnosis",
+    ]
+    tenants = [
+        {
+            "tenant_id": str(t["tenant_id"]),
+            "name": t["display_name"],
+            "domain": t["primary_domain"],
+            "status": t["status"],
+            "status_since": _iso(t["status_since"]),
+            "stale_since": _iso(t["stale_since"]),
+            "last_checked_at": _iso(t["last_checked_at"]),
+            "last_verified_at": _iso(t["last_verified_at"]),
+            "diagnosis": t["diagnosis"],
+        }
+        for t in Tenant.objects.order_by("tenant_id").values(*fields).iterator(chunk_size=2000)
+    ]
+    response = JsonResponse(
+        {
+            "generated_at": timezone.now().isoformat(),
+            "counts": status_counts(),
+            "platform_alerts": alerts,
+            "tenants": tenants,
+        }
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,227 @@
+"""One tenant: its page, and the actions on it (re-verify, offboard, re-consent), plus
+re-verifying a selection or the whole fleet."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import roles
+from audit.log import actor_of, record
+from audit.models import AuditEvent
+from consent import links
+from consent.models import Invitation
+from console.access import get_tenant_for_user
+from console.forms import ConfirmForm, DashboardFilterForm, TenantSelectionForm
+from console.views.dashboard import valid_filters
+from mssp_portal import clouds
+from tenants import profiles
+from tenants.models import Tenant, Verification
+from tenants.tasks import enqueue_verification, reverify
+from tenants.verification import diagnosis
+
+HISTORY_SIZE = 25
+TRAIL_SIZE = 50
+
+
+def resource_rows(tenant: Tenant, verification: Verification | None) -> list[dict[str, Any]]:
+    """Per resource of the tenant's access profile: what is required, what the token
+    carried, and what the probe said (from the verification's results; never a token)."""
+    results = (verification.results if verification else None) or {}
+    try:
+        requirements = profiles.get(tenant.access_profile).requirements
+    except KeyError:
+        requirements = ()
+    rows = []
+    for requirement in requirements:
+        result = results.get(requirement.resource) or {}
+        key = result.get("diagnosis") or ""
+        rows.append(
+            {
+                "key": requirement.resource,
+                "title": clouds.TITLES.get(requirement.resource, requirement.resource),
+                "required": list(requirement.permissions),
+                "rbac_role": requirement.rbac_role,
+                "granted": result.get("roles_seen"),
+                "missing": result.get("roles_missing") or [],
+                "token": result.get("token"),
+                "error_code": result.get("error_code") or "",
+                "tid_matches": result.get("tid_matches"),
+                "probe": result.get("probe") or {},
+                "diagnosis": diagnosis.get(key).title if key else "",
+                "checked": bool(result),
+            }
+        )
+    return rows
+
+
+@require_GET
+@login_required
+@permission_required(roles.OPERATE, raise_exception=True)
+def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    tenant = get_tenant_for_user(request, tenant_code)
+    history = list(tenant.verifications.all()[:HISTORY_SIZE])
+    latest = next((v for v in history if v.state == Verification.State.DONE), None)
+    if latest is None and history:
+        latest = tenant.verifications.filter(state=Verification.State.DONE).first()
+    reconsent = Invitation.objects.to_send_again(tenant)
+    reconsent_url = links.invitation_url(reconsent) if reconsent else ""
+    return render(
+        request,
+        "console/tenant_detail.html",
+        {
+            "tenant": tenant,
+            "explanation": (
+                diagnosis.describe(latest, consent_link=reconsent_url) if latest else None
+            ),
+            "latest": latest,
+            "resources": resource_rows(tenant, latest),
+            "history": history,
+            "open_verification": next((v for v in history if v.is_open), None),
+            "trail": AuditEvent.objects.filter(tenant_id=tenant.tenant_id)[:TRAIL_SIZE],
+            "invitations": list(Invitation.objects.for_tenant(tenant)[:20]),
+            "reconsent": reconsent,
+            "reconsent_url": reconsent_url,
+            "needs_reconsent": tenant.status in (Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS),
+            "can_administer": request.user.has_perm(roles.ADMINISTER),
+            "app_client_id": settings.ENTRA_APP_CLIENT_ID,
+        },
+    )
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def tenant_reverify(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    tenant = get_tenant_for_user(request, tenant_code)
+    if tenant.status == Tenant.Status.OFFBOARDED:
+        messages.error(request, "This tenant is offboarded: it is not verified any more.")
+    elif reverify(tenant, actor=actor_of(request)):
+        messages.success(request, "Verification queued.")
+    else:
+        messages.info(request, "A verification of this tenant is already queued or running.")
+    return redirect("console:detail", tenant_code=tenant.code)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def reverify_selected(request: HttpRequest) -> HttpResponse:
+    form = TenantSelectionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("tenant", ["Invalid selection."])))
+        return redirect("console:dashboard")
+    tenants = Tenant.objects.active().filter(code__in=form.cleaned_data["tenant"])
+    actor = actor_of(request)
+    queued = skipped = 0
+    with transaction.atomic():
+        for tenant in tenants:
+            if reverify(tenant, actor=actor):
+                queued += 1
+            else:
+                skipped += 1
+    messages.success(
+        request, f"{queued} verification(s) queued, {skipped} already queued or running."
+    )
+    return redirect(reverse("console:dashboard") + _back_query(request))
+
+
+def _back_query(request: HttpRequest) -> str:
+    # Back to the dashboard view the admin came from (only our own filter fields).
+    values = {k: v for k, v in valid_filters(DashboardFilterForm(request.POST)).items() if v}
+    return "?" + urlencode(values) if values else ""
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def reverify_all(request: HttpRequest) -> HttpResponse:
+    """GET asks for confirmation; POST queues a verification of every active tenant."""
+    active = Tenant.objects.active()
+    form = ConfirmForm(request.POST or None)
+    if request.method == "GET" or not form.is_valid():
+        return render(
+            request,
+            "console/reverify_all.html",
+            {"form": form, "count": active.count()},
+            status=200 if request.method == "GET" else 400,
+        )
+    actor = actor_of(request)
+    queued = skipped = 0
+    with transaction.atomic():
+        for tenant in active.iterator(chunk_size=500):
+            _verification, created = enqueue_verification(
+                tenant, Verification.Trigger.MANUAL, requested_by=actor
+            )
+            queued += created
+            skipped += not created
+        record(
+            "fleet.verification_requested",
+            AuditEvent.Outcome.SUCCESS,
+            actor=actor,
+            detail={"queued": queued, "already_queued": skipped},
+        )
+    messages.success(
+        request, f"{queued} verification(s) queued, {skipped} already queued or running."
+    )
+    return redirect("console:dashboard")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def tenant_offboard(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    """GET asks for confirmation; POST offboards: no more token requests for the tenant, its
+    open invitations revoked, the record and its history kept for audit."""
+    tenant = get_tenant_for_user(request, tenant_code)
+    form = ConfirmForm(request.POST or None)
+    if tenant.status == Tenant.Status.OFFBOARDED:
+        messages.info(request, "This tenant is already offboarded.")
+        return redirect("console:detail", tenant_code=tenant.code)
+    if request.method == "GET" or not form.is_valid():
+        return render(
+            request,
+            "console/offboard.html",
+            {"tenant": tenant, "form": form},
+            status=200 if request.method == "GET" else 400,
+        )
+    if tenant.offboard(actor=actor_of(request)):
+        messages.success(request, f"{tenant} is offboarded. Send the customer the steps below.")
+    else:
+        messages.info(request, "This tenant is already offboarded.")
+    return redirect("console:detail", tenant_code=tenant.code)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def tenant_invite(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    """A re-consent invitation for a known tenant (bound to it), e.g. after a permission
+    was added to the app or the customer removed a grant."""
+    tenant = get_tenant_for_user(request, tenant_code)
+    if tenant.status == Tenant.Status.OFFBOARDED:
+        messages.error(
+            request, "This tenant is offboarded. Create a new invitation to onboard it again."
+        )
+        return redirect("console:detail", tenant_code=tenant.code)
+    Invitation.objects.create_invitation(
+        customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
+        expected_tenant_id=tenant.tenant_id,
+        expected_domain=tenant.primary_domain,
+        access_profile=tenant.access_profile,
+        days=settings.INVITATION_DEFAULT_DAYS,
+        actor=actor_of(request),
+        tenant=tenant,
+    )
+    messages.success(request, "Re-consent invitation created. Send the customer the link.")
+    return redirect("console:detail", tenant_code=tenant.code)

@@ -1,0 +1,7 @@
+"""What the tenants domain announces to the apps above it (which it cannot import)."""
+
+from django.dispatch import Signal
+
+# Sent inside the offboarding transaction, with `tenant` and `actor`. The consent app revokes
+# the tenant's open invitations on it.
+tenant_offboarded = Signal()

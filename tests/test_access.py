@@ -1,0 +1,423 @@
+"""Who may reach what: every URL pattern of the URLconf, requested by every persona.
+
+The walker reads `get_resolver().url_patterns`, so a view added without an entry in ACCESS
+fails the suite: whoever adds a view decides here who may reach it. The Django admin is the
+one namespace ruled as a whole (AdminSiteGateMiddleware keeps all of it to superusers), and
+every one of its patterns is still requested.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+import pytest
+from django.conf import settings
+from django.middleware.csrf import _get_new_csrf_string
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.resolvers import RegexPattern, RoutePattern
+from django.utils import timezone
+
+from accounts.models import ApiToken, LoginFailure
+from audit.models import AuditEvent
+from tenants.models import Tenant, Verification
+from tests.personas import make_tenant, signed_in_client
+
+
+class Access(Enum):
+    PUBLIC = "anyone, signed in or not"
+    OPERATE = "operators and admins"
+    ADMINISTER = "admins only"
+    MONITOR = "operators, admins, or an API token (JSON 401/403 otherwise)"
+    SUPERUSER = "local superusers only (Django admin)"
+
+
+GET, POST = "GET", "POST"
+BOTH = frozenset({GET, POST})
+
+# pattern name -> (who, methods the view accepts). Everything else answers 405.
+ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
+    # The customer's side of onboarding: anonymous by design.
+    "consent:invitation": (Access.PUBLIC, frozenset({GET})),
+    "consent:start": (Access.PUBLIC, frozenset({POST})),
+    "consent:callback": (Access.PUBLIC, frozenset({GET})),
+    "consent:landing": (Access.PUBLIC, frozenset({GET})),
+    # Signing in and out.
+    "accounts:login": (Access.PUBLIC, frozenset({GET})),
+    "accounts:start": (Access.PUBLIC, frozenset({POST})),
+    "accounts:callback": (Access.PUBLIC, frozenset({GET})),
+    "accounts:break_glass": (Access.PUBLIC, BOTH),
+    "accounts:logout": (Access.PUBLIC, frozenset({POST})),
+    # Reading the console.
+    "console:dashboard": (Access.OPERATE, frozenset({GET})),
+    "console:dashboard_live": (Access.OPERATE, frozenset({GET})),
+    "console:export_csv": (Access.OPERATE, frozenset({GET})),
+    "console:detail": (Access.OPERATE, frozenset({GET})),
+    "console:status_json": (Access.MONITOR, frozenset({GET})),
+    # Acting.
+    "console:reverify": (Access.ADMINISTER, frozenset({POST})),
+    "console:reverify_selected": (Access.ADMINISTER, frozenset({POST})),
+    "console:reverify_all": (Access.ADMINISTER, BOTH),
+    "console:offboard": (Access.ADMINISTER, BOTH),
+    "console:invite": (Access.ADMINISTER, frozenset({POST})),
+    "console:invitations": (Access.ADMINISTER, frozenset({GET})),
+    "console:invitation_create": (Access.ADMINISTER, BOTH),
+    "console:invitation": (Access.ADMINISTER, frozenset({GET})),
+    "console:invitation_revoke": (Access.ADMINISTER, BOTH),
+    "accounts:tokens": (Access.ADMINISTER, frozenset({GET})),
+    "accounts:token_create": (Access.ADMINISTER, frozenset({POST})),
+    "accounts:token_revoke": (Access.ADMINISTER, BOTH),
+    "console:audit_log": (Access.ADMINISTER, frozenset({GET})),
+}
+# Every pattern under these namespaces, named or not, present or future.
+NAMESPACE_ACCESS = {"admin": (Access.SUPERUSER, BOTH)}
+
+# Who passes each rule.
+ALLOWED = {
+    Access.PUBLIC: {"anonymous", "outsider", "operator", "admin", "superuser"},
+    Access.OPERATE: {"operator", "admin", "superuser"},
+    Access.MONITOR: {"operator", "admin", "superuser"},
+    Access.ADMINISTER: {"admin", "superuser"},
+    Access.SUPERUSER: {"superuser"},
+}
+PERSONAS = ["anonymous", "outsider", "operator", "admin", "superuser"]
+
+
+@dataclass(frozen=True)
+class Route:
+    key: str  # "namespace:name" (name "None" when the pattern has none)
+    namespace: str
+    template: str  # the pattern as written, for messages
+    pattern: object
+
+
+def _walk(patterns: list, prefix: str = "", namespaces: tuple[str, ...] = ()) -> Iterator[Route]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = (*namespaces, entry.namespace) if entry.namespace else namespaces
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), inner)
+        elif isinstance(entry, URLPattern):
+            yield Route(
+                key=":".join((*namespaces, str(entry.name))),
+                namespace=namespaces[0] if namespaces else "",
+                template=prefix + str(entry.pattern),
+                pattern=entry.pattern,
+            )
+
+
+def all_routes() -> list[Route]:
+    return list(_walk(get_resolver().url_patterns))
+
+
+def rule_for(route: Route) -> tuple[Access, frozenset[str]] | None:
+    if route.namespace in NAMESPACE_ACCESS:
+        return NAMESPACE_ACCESS[route.namespace]
+    return ACCESS.get(route.key)
+
+
+_ROUTE_PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
+_REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
+
+
+def _sample(converter: str, name: str, objects: dict[str, str]) -> str:
+    if name in objects:
+        return objects[name]
+    return {"uuid": str(uuid.uuid4()), "int": "1", "path": "1", "slug": "sample"}.get(
+        converter, "sample"
+    )
+
+
+def fill(template: str, objects: dict[str, str]) -> str:
+    """A concrete path for a pattern: converters get sample values (objects that exist where
+    `objects` names the parameter, random UUIDs otherwise)."""
+
+    def route_param(match: re.Match[str]) -> str:
+        return _sample(match["converter"] or "str", match["name"], objects)
+
+    def regex_group(match: re.Match[str]) -> str:
+        body = match["body"]
+        if re.fullmatch(r"[\w|]+", body):
+            return body.split("|")[0]  # an alternation of names: take the first
+        return "sample"
+
+    # Regex groups first: their (?P<name>…) would otherwise read as a route's <name>.
+    path = _REGEX_GROUP.sub(regex_group, template)
+    path = _ROUTE_PARAM.sub(route_param, path)
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+@pytest.fixture
+def clients(db, admin_user, operator_user, outsider_user, superuser) -> dict[str, object]:
+    """A factory per persona: every request gets a fresh client, so a sign-out or a
+    session change made by one request does not leak into the next."""
+    users = {
+        "outsider": outsider_user,
+        "operator": operator_user,
+        "admin": admin_user,
+        "superuser": superuser,
+    }
+
+    def make(persona: str) -> Client:
+        client = Client() if persona == "anonymous" else signed_in_client(users[persona])
+        # A crash is a finding to list with the others, not the end of the walk.
+        client.raise_request_exception = False
+        return client
+
+    return make
+
+
+@pytest.fixture
+def objects(db, admin_user, invitation) -> dict[str, str]:
+    """Objects for the URL parameters, so allowed requests reach the view's real work."""
+    tenant = make_tenant(status=Tenant.Status.VERIFIED, last_checked_at=timezone.now())
+    Verification.objects.create(tenant=tenant, trigger=Verification.Trigger.CONSENT)
+    token, _value = ApiToken.issue(name="Nagios", scope="status:read", created_by="admin")
+    return {
+        "tenant_code": str(tenant.code),
+        "invitation_code": str(invitation.code),
+        "code": str(invitation.code),
+        "token_code": str(token.code),
+        "object_id": "1",
+        "id": str(admin_user.pk),
+    }
+
+
+def is_login_redirect(response: object) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(
+        reverse(settings.LOGIN_URL)
+    )
+
+
+def gate_refusals() -> int:
+    return AuditEvent.objects.filter(action="admin_site.refused", outcome="denied").count()
+
+
+def refused(persona: str, response: object) -> bool:
+    if persona == "anonymous":
+        return is_login_redirect(response) or response.status_code == 401
+    return response.status_code in (401, 403)
+
+
+def test_it_has_a_rule_for_every_url_pattern():
+    routes = all_routes()
+    missing = [f"{r.key} ({r.template})" for r in routes if rule_for(r) is None]
+    assert not missing, f"URL patterns without an access rule in ACCESS: {missing}"
+    # ... and no rule for a view that is gone (a stale table hides nothing, but lies).
+    keys = {r.key for r in routes}
+    assert set(ACCESS) <= keys, set(ACCESS) - keys
+
+
+def test_it_walks_the_whole_urlconf():
+    routes = all_routes()
+    # A walker that silently stopped descending would pass everything.
+    assert len(routes) > 50
+    assert {"consent", "accounts", "console", "admin"} <= {r.namespace for r in routes}
+    assert all(isinstance(r.pattern, RoutePattern | RegexPattern) for r in routes)
+
+
+def test_it_fills_every_pattern_with_a_path_that_resolves(objects):
+    from django.urls import resolve
+
+    for route in all_routes():
+        path = fill(route.template, objects)
+        # ... to this very pattern, not to one before it (a catch-all, say).
+        assert resolve(path).route == route.template.replace("^", ""), (route.key, path)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_it_lets_in_exactly_who_the_table_says(persona, clients, objects, sandbox):
+    # The sandbox: "Sign in with Microsoft" really starts a sign-in, and answers 302, not 503.
+    problems = []
+    for route in all_routes():
+        rule = rule_for(route)
+        assert rule is not None, route.key
+        access, methods = rule
+        path = fill(route.template, objects)
+        for method in (GET, POST):
+            client = clients(persona)
+            gate_refused = gate_refusals()
+            response = client.get(path) if method == GET else client.post(path, {})
+            status = response.status_code
+            where = f"{method} {path} ({route.key}) as {persona}: {status}"
+            if status >= 500:
+                problems.append(f"{where} server error")
+            elif access is Access.SUPERUSER and persona == "superuser":
+                # Past the gate the admin answers for itself (its own 403 for read-only
+                # models, 405 for its methods); the gate's refusals are audited. The admin's
+                # own login page sends everyone to the portal's (throttled) sign-in.
+                bounced = is_login_redirect(response) and route.key != "admin:login"
+                if bounced or gate_refusals() != gate_refused:
+                    problems.append(f"{where}, expected past the admin gate")
+            elif method not in methods:
+                if status != 405:
+                    problems.append(f"{where}, expected 405")
+            elif persona in ALLOWED[access]:
+                # Signing out ends on the sign-in page: for a public view, that is no refusal.
+                if status in (401, 403, 405) or (
+                    access is not Access.PUBLIC and refused(persona, response)
+                ):
+                    problems.append(f"{where}, expected to be let in")
+            elif not refused(persona, response):
+                problems.append(f"{where}, expected a refusal")
+    assert not problems, "\n".join(problems)
+
+
+def test_it_refuses_operators_every_admin_action_with_403(clients, objects):
+    actions = [key for key, (access, _m) in ACCESS.items() if access is Access.ADMINISTER]
+    assert {
+        "console:invitation_create",
+        "console:invite",
+        "console:invitation_revoke",
+        "console:reverify",
+        "console:reverify_selected",
+        "console:reverify_all",
+        "console:offboard",
+        "accounts:token_create",
+        "accounts:token_revoke",
+    } <= set(actions)
+    routes = {r.key: r for r in all_routes()}
+    before = (ApiToken.objects.count(), Tenant.objects.active().count())
+    for key in actions:
+        path = fill(routes[key].template, objects)
+        _access, methods = ACCESS[key]
+        for method in methods:
+            client = clients("operator")
+            data = {"confirm": "on", "name": "x", "scope": "status:read", "expires_in_days": "1"}
+            response = client.get(path) if method == GET else client.post(path, data)
+            assert response.status_code == 403, (method, key)
+    assert (ApiToken.objects.count(), Tenant.objects.active().count()) == before
+    assert not Verification.objects.filter(trigger=Verification.Trigger.MANUAL).exists()
+
+
+# --- CSRF and methods on admin actions (plan C5) --------------------------------------------
+
+ADMIN_POSTS = sorted(
+    key
+    for key, (access, methods) in ACCESS.items()
+    if access is Access.ADMINISTER and POST in methods
+)
+
+
+@pytest.fixture
+def csrf_admin(admin_user) -> Client:
+    """An admin whose browser enforces CSRF as a real one does, holding a CSRF cookie."""
+    client = signed_in_client(admin_user)
+    client.handler.enforce_csrf_checks = True
+    client.cookies[settings.CSRF_COOKIE_NAME] = _get_new_csrf_string()
+    return client
+
+
+def _post_confirmed(client: Client, path: str, **extra: object) -> object:
+    data = {"confirm": "on", "name": "x", "scope": "status:read", "expires_in_days": "1"}
+    return client.post(path, data, **extra)
+
+
+@pytest.mark.parametrize("key", ADMIN_POSTS)
+def test_it_refuses_an_admin_post_without_a_csrf_token(key, csrf_admin, objects):
+    path = fill(next(r.template for r in all_routes() if r.key == key), objects)
+    events = AuditEvent.objects.count()
+    response = _post_confirmed(csrf_admin, path)
+    assert response.status_code == 403
+    assert AuditEvent.objects.count() == events  # nothing was done, so nothing to record
+
+
+@pytest.mark.parametrize("key", ADMIN_POSTS)
+def test_it_refuses_an_admin_post_from_another_origin(key, csrf_admin, objects):
+    path = fill(next(r.template for r in all_routes() if r.key == key), objects)
+    token = csrf_admin.cookies[settings.CSRF_COOKIE_NAME].value
+    events = AuditEvent.objects.count()
+    response = _post_confirmed(
+        csrf_admin, path, HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN="https://evil.example"
+    )
+    assert response.status_code == 403
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("key", ADMIN_POSTS)
+def test_it_accepts_the_same_post_with_token_and_own_origin(key, csrf_admin, objects):
+    # The control for the two tests above: what refused them was the token and the origin.
+    path = fill(next(r.template for r in all_routes() if r.key == key), objects)
+    token = csrf_admin.cookies[settings.CSRF_COOKIE_NAME].value
+    response = _post_confirmed(
+        csrf_admin, path, HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN="http://testserver"
+    )
+    assert response.status_code not in (403, 405)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["console:reverify", "console:reverify_selected", "console:invite", "accounts:token_create"],
+)
+def test_it_answers_405_to_a_get_on_a_post_only_action(key, admin_client, objects):
+    path = fill(next(r.template for r in all_routes() if r.key == key), objects)
+    events = AuditEvent.objects.count()
+    assert admin_client.get(path).status_code == 405
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("key", ["console:offboard", "console:reverify_all"])
+def test_it_only_asks_for_confirmation_on_get(key, admin_client, objects):
+    path = fill(next(r.template for r in all_routes() if r.key == key), objects)
+    response = admin_client.get(path)
+    assert response.status_code == 200
+    assert not Tenant.objects.filter(status=Tenant.Status.OFFBOARDED).exists()
+    assert not Verification.objects.filter(trigger=Verification.Trigger.MANUAL).exists()
+
+
+# --- Unknown objects (plan C2) ---------------------------------------------------------------
+
+TENANT_VIEWS = ["console:detail", "console:reverify", "console:offboard", "console:invite"]
+
+
+@pytest.mark.parametrize("name", TENANT_VIEWS)
+def test_it_answers_404_for_a_tenant_that_does_not_exist(name, admin_client, objects):
+    path = reverse(name, kwargs={"tenant_code": uuid.uuid4()})
+    _access, methods = ACCESS[name]
+    for method in methods:
+        response = admin_client.get(path) if method == GET else _post_confirmed(admin_client, path)
+        assert response.status_code == 404, method
+    assert not Verification.objects.filter(trigger=Verification.Trigger.MANUAL).exists()
+
+
+def test_it_answers_404_to_an_operator_for_an_unknown_tenant(operator_client):
+    response = operator_client.get(reverse("console:detail", kwargs={"tenant_code": uuid.uuid4()}))
+    assert response.status_code == 404
+
+
+def test_it_does_not_find_a_tenant_by_its_entra_id_in_the_url(operator_client, objects):
+    # URLs carry the portal's own code; the Entra tenant id is not a key into the console.
+    tenant = Tenant.objects.get(code=objects["tenant_code"])
+    path = reverse("console:detail", kwargs={"tenant_code": tenant.tenant_id})
+    assert operator_client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "kwarg"),
+    [
+        ("console:invitation", "invitation_code"),
+        ("console:invitation_revoke", "invitation_code"),
+        ("accounts:token_revoke", "token_code"),
+    ],
+)
+def test_it_answers_404_for_other_unknown_objects(name, kwarg, admin_client):
+    path = reverse(name, kwargs={kwarg: uuid.uuid4()})
+    _access, methods = ACCESS[name]
+    for method in methods:
+        response = admin_client.get(path) if method == GET else _post_confirmed(admin_client, path)
+        assert response.status_code == 404, method
+
+
+def test_it_opens_the_django_admin_to_a_superuser(clients):
+    assert clients("superuser").get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize("persona", ["anonymous", "superuser"])
+def test_it_replaces_the_admin_password_form_with_the_portal_sign_in(persona, clients):
+    response = clients(persona).post("/admin/login/", {"username": "breakglass", "password": "x"})
+    assert is_login_redirect(response)
+    # No password was checked there, so the throttle counted nothing.
+    assert not LoginFailure.objects.exists()
