@@ -126,6 +126,12 @@ class Tenant(models.Model):
             models.Index(fields=["status", "-status_since"], name="tenant_status_idx"),
             # Scheduler: active tenants by last check.
             models.Index(fields=["last_checked_at"], name="tenant_last_checked_idx"),
+            # Dashboard, default view: a page in name order without sorting the fleet.
+            models.Index(fields=["display_name", "tenant_id"], name="tenant_name_idx"),
+            # Dashboard counts per status and stale: a scan of this small index, not the table.
+            models.Index(fields=["status", "stale_since"], name="tenant_counts_idx"),
+            # The "needs attention" view sorted by last check walks tenant_last_checked_idx
+            # backwards and stops after a page of matches.
         ]
 
     def __str__(self) -> str:
