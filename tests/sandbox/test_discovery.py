@@ -21,8 +21,11 @@ def test_it_publishes_the_tenant_configuration(sb):
         config = get(sb, f"/{ref}/v2.0/.well-known/openid-configuration").json()
         assert config["issuer"] == f"{sb.authority}/{HOME}/v2.0"
         assert config["token_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/token"
-        assert config["authorization_endpoint"] == f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize"
+        # The browser pages are on the token endpoint's host, as in Entra.
+        assert config["authorization_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/authorize"
+        assert config["end_session_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/logout"
         assert config["jwks_uri"] == f"{sb.authority}/{HOME}/discovery/v2.0/keys"
+    assert sb.login_url == sb.authority
 
 
 def test_it_publishes_a_templated_issuer_for_organizations(sb):
