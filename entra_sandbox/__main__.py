@@ -21,7 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--scenario", required=True, help="scenario TOML (or JSON) file")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8443, help="https port (0: any free port)")
-    serve.add_argument("--login-port", type=int, default=0, help="http port of the browser pages")
+    serve.add_argument(
+        "--login-port",
+        type=int,
+        help="also serve the browser pages over plain http on this port (0: any free port) "
+        "and name it in discovery, for a browser that does not trust ca.pem; by default "
+        "they are served on the https authority only, as Entra does",
+    )
     serve.add_argument("--identity-port", type=int, default=0, help="http port of managed identity")
     serve.add_argument(
         "--state-dir",

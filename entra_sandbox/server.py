@@ -1,16 +1,23 @@
-"""The three listeners and their lifecycle.
+"""The listeners and their lifecycle.
 
-* https (authority): discovery, JWKS, token endpoint, resource probes, control API;
-  TLS from a throwaway CA (trustme), because azure-identity refuses a non-https authority;
-* plain http login listener: the browser pages (Entra allows http only for loopback, and a
-  stock browser opens it without a certificate warning);
-* plain http managed identity listener (App Service and IMDS shapes), as on a real host.
+* https (authority): discovery, JWKS, token endpoint, the browser pages (admin consent,
+  sign-in, sign-out: Entra serves them on the token endpoint's host), resource probes,
+  control API; TLS from a throwaway CA (trustme), because azure-identity refuses a
+  non-https authority. The server sends the CA in its chain, so a browser can be told to
+  trust the CA's key (see testing.browser_trust_args);
+* plain http managed identity listener (App Service and IMDS shapes), as on a real host;
+* only when asked for (``login_port``): a plain http copy of the browser pages, named in
+  discovery instead of the authority, for a person's own browser that does not trust
+  ``ca.pem`` (``make demo``). A modelling choice, not what Entra does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import os
+import shutil
 import socket
 import ssl
 import tempfile
@@ -94,6 +101,37 @@ class QuietRequestHandler(WSGIRequestHandler):
 _ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
 
 
+_SHARED_CA: trustme.CA | None = None
+_SHARED_CA_LOCK = threading.Lock()
+
+
+def shared_ca() -> trustme.CA:
+    """The throwaway CA of every sandbox this process runs without a state dir. One per
+    process, so a browser launched once (tests) can trust every such sandbox by one key."""
+    global _SHARED_CA
+    with _SHARED_CA_LOCK:
+        if _SHARED_CA is None:
+            _SHARED_CA = trustme.CA()
+        return _SHARED_CA
+
+
+def _tls_context(ca: trustme.CA, leaf: trustme.LeafCert, directory: Path) -> ssl.SSLContext:
+    """Server TLS with the chain leaf + CA. Sending the self-signed root is allowed and
+    harmless for clients that trust it; it lets Chromium match the CA's key against
+    ``--ignore-certificate-errors-spki-list`` (it only looks at the chain it is sent)."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    chain = leaf.private_key_pem.bytes() + b"".join(b.bytes() for b in leaf.cert_chain_pems)
+    # ssl loads a chain only from a file; a private one, removed at once.
+    fd, path = tempfile.mkstemp(dir=directory, prefix=".tls-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(chain + ca.cert_pem.bytes())
+        tls.load_cert_chain(path)
+    finally:
+        Path(path).unlink(missing_ok=True)
+    return tls
+
+
 def _url_host(host: str) -> str:
     # Clients need a concrete loopback address even when the sandbox binds every interface.
     if host in _ANY_ADDRESS:
@@ -116,15 +154,18 @@ class Sandbox:
         state_dir: str | Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        login_port: int = 0,
+        login_port: int | None = None,
         identity_port: int = 0,
         persist: bool = False,
     ) -> None:
         """`persist`: keep the directory, signing key and CA in `state_dir` and start from
-        them (see persistence.py); otherwise they live in memory only."""
+        them (see persistence.py); otherwise they live in memory only. Without a
+        `state_dir` a temp dir is made for ``ca.pem`` and ``sandbox.env`` and removed at
+        stop. `login_port` (0: any free port) adds the plain-http browser pages."""
         data = read_scenario(scenario)
         # Built even when a saved directory is restored: it validates the scenario.
         directory = load_directory(data)
+        self._own_state_dir = not state_dir
         self.state_dir = (
             Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
         )
@@ -144,22 +185,28 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url_host = _url_host(self.host)
-        ca = trustme.CA() if self._saved is None else self._saved.ca()
+        ca = shared_ca() if self._saved is None else self._saved.ca()
         cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *({self.host} - _ANY_ADDRESS))
         self.ca_path = str(self.state_dir / CA_FILE)
         write_atomically(Path(self.ca_path), ca.cert_pem.bytes())
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(tls)
+        tls = _tls_context(ca, cert, self.state_dir)
 
         port, login_port, identity_port = self._ports
         state = self.state
         https = self._serve(
-            port, Listener(state, [*sts.routes(), *resources.routes(), *control.routes()]), tls
+            port,
+            Listener(
+                state,
+                [*sts.routes(), *login.routes(), *resources.routes(), *control.routes()],
+            ),
+            tls,
         )
-        http_login = self._serve(login_port, Listener(state, login.routes()))
         http_identity = self._serve(identity_port, Listener(state, identity.routes()))
         state.authority = f"https://{url_host}:{https.server_port}"
-        state.login_url = f"http://{url_host}:{http_login.server_port}"
+        state.login_url = state.authority
+        if login_port is not None:
+            http_login = self._serve(login_port, Listener(state, login.routes()))
+            state.login_url = f"http://{url_host}:{http_login.server_port}"
         state.identity_url = f"http://{url_host}:{http_identity.server_port}"
 
         self.env = state.env(self.ca_path)
@@ -200,6 +247,9 @@ class Sandbox:
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
+        if self._own_state_dir:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.state_dir)
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -113,6 +113,75 @@ def openid_configuration(state: SandboxState, request: Request, tenant: str) -> 
     )
 
 
+def openid_configuration_v1(state: SandboxState, request: Request, tenant: str) -> Response:
+    """The v1 metadata document: the issuer of v1 tokens (``https://sts.windows.net/{tid}/``,
+    played by ``{authority}/{tid}/``) and the shared keys. It names Entra's v1 endpoints
+    too; the sandbox serves only its keys (no v1 token or authorize endpoint)."""
+    target = resolve_tenant(state, tenant, aliases=True)
+    authority = state.authority
+    if isinstance(target, Tenant):
+        path_tenant, issuer = target.id, state.tokens.v1_issuer(target.id)
+    else:
+        path_tenant, issuer = target, f"{authority}/{{tenantid}}/"
+    base = f"{authority}/{path_tenant}"
+    return json_response(
+        {
+            "token_endpoint": f"{base}/oauth2/token",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
+            "jwks_uri": f"{authority}/common/discovery/keys",
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": [
+                "code",
+                "id_token",
+                "code id_token",
+                "token id_token",
+                "token",
+            ],
+            "scopes_supported": ["openid"],
+            "issuer": issuer,
+            "microsoft_multi_refresh_token": True,
+            "authorization_endpoint": f"{base}/oauth2/authorize",
+            "device_authorization_endpoint": f"{base}/oauth2/devicecode",
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": f"{base}/oauth2/logout",
+            "claims_supported": [
+                "sub",
+                "iss",
+                "cloud_instance_name",
+                "cloud_instance_host_name",
+                "cloud_graph_host_name",
+                "msgraph_host",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "acr",
+                "amr",
+                "nonce",
+                "email",
+                "given_name",
+                "family_name",
+                "nickname",
+            ],  # fmt: skip
+            "check_session_iframe": f"{base}/oauth2/checksession",
+            "userinfo_endpoint": f"{base}/openid/userinfo",
+            "kerberos_endpoint": f"{base}/kerberos",
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
+            "rbac_url": "https://pas.windows.net",
+        }
+    )
+
+
 def instance_discovery(state: SandboxState, request: Request) -> Response:
     """`/common/discovery/instance`: api-version 1.0 needs `tenant_discovery_endpoint`,
     1.1 (alias lookup) needs `metadata`; both shapes are always returned."""
@@ -395,6 +464,7 @@ def routes() -> list[Route]:
     no_tenant = lambda state, request, args: None  # noqa: E731 - tiny routing hint
     return [
         Route("/<tenant>/v2.0/.well-known/openid-configuration", "discovery", openid_configuration),
+        Route("/<tenant>/.well-known/openid-configuration", "discovery", openid_configuration_v1),
         Route("/common/discovery/instance", "discovery", instance_discovery, no_tenant),
         Route("/common/discovery/keys", "jwks", jwks, no_tenant),
         Route("/common/discovery/v2.0/keys", "jwks", jwks, no_tenant),

@@ -7,8 +7,11 @@ with run_sandbox("entra_sandbox/scenarios/demo.toml") as sb:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import shutil
 import subprocess as sp
 import sys
 import tempfile
@@ -18,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from .catalog import RESOURCES
 from .control import ControlClient
 from .directory import load_directory, read_scenario
-from .server import Sandbox
+from .server import Sandbox, shared_ca
 
 ENV_NAMES = (
     "AZURE_AUTHORITY_HOST",
@@ -99,7 +105,12 @@ def _scenario_file(scenario: str | Path | Mapping[str, Any], state_dir: Path) ->
 
 
 def _start_process(
-    scenario: str | Path | Mapping[str, Any], state_dir: Path, host: str, port: int, persist: bool
+    scenario: str | Path | Mapping[str, Any],
+    state_dir: Path,
+    host: str,
+    port: int,
+    persist: bool,
+    login_port: int | None,
 ) -> SandboxProcess:
     load_directory(scenario)  # fail fast, in the caller's process, on an invalid scenario
     command = [
@@ -107,6 +118,7 @@ def _start_process(
         "--scenario", str(_scenario_file(scenario, state_dir)),
         "--host", host, "--port", str(port), "--state-dir", str(state_dir),
         *([] if persist else ["--no-persist"]),
+        *([] if login_port is None else ["--login-port", str(login_port)]),
     ]  # fmt: skip
     # stderr goes to a file: an undrained pipe would block the child once it fills up.
     log_path = state_dir / "sandbox.log"
@@ -146,25 +158,61 @@ def run_sandbox(
     subprocess: bool = False,
     host: str = "127.0.0.1",
     port: int = 0,
+    login_port: int | None = None,
 ) -> Iterator[Sandbox | SandboxProcess]:
     """Run the sandbox for the duration of the block. `scenario`: a TOML file path, TOML
     text, or a dict of the same shape. `subprocess=True` runs it in a child process.
+    `login_port` (0: any free port) adds the plain-http browser pages (``serve
+    --login-port``); by default they are on the https authority, as in Entra.
 
     With a `state_dir` the directory, signing key and CA are kept there and restored by
     the next sandbox on the same dir (as ``serve --state-dir`` does); without one nothing
-    outlives the block."""
+    outlives the block (its temp dir is removed)."""
     persist = state_dir is not None
     directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="entra-sandbox-"))
     directory.mkdir(parents=True, exist_ok=True)
-    if subprocess:
-        handle = _start_process(scenario, directory, host, port, persist)
-        try:
-            yield handle
-        finally:
-            handle.stop()
-    else:
-        with Sandbox(scenario, directory, host=host, port=port, persist=persist) as sandbox:
-            yield sandbox
+    try:
+        if subprocess:
+            handle = _start_process(scenario, directory, host, port, persist, login_port)
+            try:
+                yield handle
+            finally:
+                handle.stop()
+        else:
+            with Sandbox(
+                scenario, directory, host=host, port=port, login_port=login_port, persist=persist
+            ) as sandbox:
+                yield sandbox
+    finally:
+        if state_dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
-__all__ = ["ENV_NAMES", "Sandbox", "SandboxProcess", "run_sandbox"]
+def spki_sha256(ca_pem: bytes) -> str:
+    """Base64 SHA-256 of the certificate's SubjectPublicKeyInfo: the form Chromium's
+    ``--ignore-certificate-errors-spki-list`` takes."""
+    certificate = x509.load_pem_x509_certificate(ca_pem)
+    der = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+def browser_trust_args(*ca_paths: str | Path) -> list[str]:
+    """Chromium flags that trust the sandbox's TLS certificates and nothing else: the key of
+    its CA, pinned (the sandbox sends the CA in its chain). Without arguments, the CA every
+    in-process sandbox without a state dir uses (one per process); give the ``ca.pem`` of
+    other sandboxes (a state dir's, a child process's) to trust those too."""
+    pins = [spki_sha256(shared_ca().cert_pem.bytes())]
+    pins += [spki_sha256(Path(p).read_bytes()) for p in ca_paths]
+    return [f"--ignore-certificate-errors-spki-list={','.join(pins)}"]
+
+
+__all__ = [
+    "ENV_NAMES",
+    "Sandbox",
+    "SandboxProcess",
+    "browser_trust_args",
+    "run_sandbox",
+    "spki_sha256",
+]

@@ -95,7 +95,8 @@ class TokenIssuer:
             }
         else:
             claims = {
-                "aud": resource.rstrip("/"),
+                # Exactly as requested: `https://management.azure.com/` keeps its slash.
+                "aud": resource,
                 "iss": self.v1_issuer(mi.tenant),
                 "appid": mi.client_id,
                 "appidacr": "2",

@@ -31,7 +31,7 @@ class Resource:
 class Cloud:
     name: str
     authority: str  # https://login.microsoftonline.com
-    login_url: str  # the host browsers are sent to; the authority except in the sandbox
+    login_url: str  # the host browsers are sent to: the authority (sandbox: unless --login-port)
     fic_audience: str
     resources: Mapping[str, Resource] = field(default_factory=dict)
     # msal validates unknown authority hosts against login.microsoftonline.com; the sandbox's

@@ -82,11 +82,17 @@ def sandbox(sandbox_server, settings, monkeypatch) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Debian's Chromium driven by Playwright (Playwright's own browser download is not
-    available here)."""
+    available here). It trusts the sandbox's CA by its key, as a browser with the CA
+    installed would (the sign-in and consent pages are on the sandbox's https host), and
+    no other certificate error."""
     from playwright.sync_api import sync_playwright
 
+    from entra_sandbox.testing import browser_trust_args
+
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, *browser_trust_args()]
+        )
         yield chromium
         chromium.close()
 

@@ -74,9 +74,13 @@ def sandbox_redirect(client: Client, upn: str, *, authorize_tenant: str | None =
         auth_uri = auth_uri.replace(
             f"/{settings.ENTRA_HOME_TENANT_ID}/", f"/{authorize_tenant}/", 1
         )
-    page = requests.get(auth_uri, timeout=10)
+    # The sign-in page is on the sandbox's https host, as Entra's is on its token host.
+    ca = settings.ENTRA_CA_BUNDLE
+    page = requests.get(auth_uri, timeout=10, verify=ca)
     assert page.status_code == 200 and upn in page.text, page.text[:500]
-    answer = requests.post(auth_uri, data={"user": upn}, allow_redirects=False, timeout=10)
+    answer = requests.post(
+        auth_uri, data={"user": upn}, allow_redirects=False, timeout=10, verify=ca
+    )
     assert answer.status_code == 302, answer.text[:500]
     location = answer.headers["Location"]
     callback = settings.PORTAL_BASE_URL + reverse("accounts:callback")

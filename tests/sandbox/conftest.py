@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from entra_sandbox.testing import run_sandbox
+from entra_sandbox.testing import browser_trust_args, run_sandbox
 
 from .demo import DEMO_SCENARIO
 
@@ -63,9 +63,9 @@ def imds_env(sb, monkeypatch: pytest.MonkeyPatch) -> object:
 
 @pytest.fixture
 def chromium(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Debian's Chromium through Playwright (no Playwright browser download here). Two
-    sync Playwright instances cannot run at once, so the suite's shared `browser` fixture
-    is used when the project defines one."""
+    """Debian's Chromium through Playwright (no Playwright browser download here), trusting
+    the sandbox's CA by its key. Two sync Playwright instances cannot run at once, so the
+    suite's shared `browser` fixture is used when the project defines one."""
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("/usr/bin/chromium is not installed")
     try:
@@ -87,6 +87,7 @@ def chromium(request: pytest.FixtureRequest) -> Iterator[object]:
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--no-first-run",
+                *browser_trust_args(),
             ],
         )
         try:

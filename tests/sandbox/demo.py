@@ -44,6 +44,16 @@ def consent(sb: Any, tenant: str, roles: dict[str, list[str]] | None = None) -> 
     sb.control.set_roles(tenant, PORTAL_ROLES if roles is None else roles, application=PORTAL_APP)
 
 
+def https(sb: Any) -> requests.Session:
+    """A client of the sandbox's https host (token endpoint and browser pages alike) that
+    trusts its CA and nothing from the environment."""
+    session = requests.Session()
+    session.verify = sb.ca_path
+    # requests would let REQUESTS_CA_BUNDLE from the environment override session.verify.
+    session.trust_env = False
+    return session
+
+
 def mi_token(sb: Any) -> str:
     """A fresh managed identity token for the exchange audience (App Service endpoint)."""
     response = requests.get(

@@ -1,6 +1,7 @@
 """The admin consent round trip in a real browser (Debian's Chromium via Playwright): the
-consent page on the sandbox's plain-http login listener redirects to a tiny local server
-registered as the app's redirect URI, which records what it received."""
+consent page on the sandbox's https host (the browser trusts the sandbox's CA by its key)
+redirects to a tiny local server registered as the app's redirect URI, which records what
+it received."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
-from .demo import GRAPH, NORTHWIND, PORTAL_APP, claims, client_credentials, token_request
+from entra_sandbox.testing import run_sandbox
+
+from .demo import (
+    DEMO_SCENARIO,
+    GRAPH,
+    NORTHWIND,
+    PORTAL_APP,
+    claims,
+    client_credentials,
+    token_request,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -92,3 +104,15 @@ def test_it_returns_a_cancel_to_the_app_in_a_browser(sb, chromium, callback_serv
     assert hits[0]["error_description"].startswith("AADSTS65004: ")
     assert hits[0]["state"] == "st-1"
     page.close()
+
+
+def test_it_trusts_only_the_pinned_ca(chromium, tmp_path):
+    # A sandbox with a state dir has a CA of its own: the pin does not cover it, so the
+    # browser refuses it as it would any unknown certificate.
+    with run_sandbox(DEMO_SCENARIO, state_dir=tmp_path) as other:
+        page = chromium.new_page()
+        try:
+            with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+                page.goto(f"{other.authority}/{NORTHWIND}/v2.0/.well-known/openid-configuration")
+        finally:
+            page.close()

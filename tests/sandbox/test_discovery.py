@@ -21,8 +21,11 @@ def test_it_publishes_the_tenant_configuration(sb):
         config = get(sb, f"/{ref}/v2.0/.well-known/openid-configuration").json()
         assert config["issuer"] == f"{sb.authority}/{HOME}/v2.0"
         assert config["token_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/token"
-        assert config["authorization_endpoint"] == f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize"
+        # The browser pages are on the token endpoint's host, as in Entra.
+        assert config["authorization_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/authorize"
+        assert config["end_session_endpoint"] == f"{sb.authority}/{HOME}/oauth2/v2.0/logout"
         assert config["jwks_uri"] == f"{sb.authority}/{HOME}/discovery/v2.0/keys"
+    assert sb.login_url == sb.authority
 
 
 def test_it_publishes_a_templated_issuer_for_organizations(sb):
@@ -31,11 +34,43 @@ def test_it_publishes_a_templated_issuer_for_organizations(sb):
     assert config["token_endpoint"].endswith("/organizations/oauth2/v2.0/token")
 
 
+def test_it_publishes_the_v1_metadata_whose_issuer_and_keys_validate_v1_tokens(sb):
+    consent(sb, NORTHWIND)
+    token = token_request(sb, NORTHWIND, client_credentials(sb, NORTHWIND)).json()["access_token"]
+    for ref in (NORTHWIND, "northwind.example"):
+        config = get(sb, f"/{ref}/.well-known/openid-configuration").json()
+        # Plays https://sts.windows.net/{tid}/, the issuer of v1 access tokens.
+        assert config["issuer"] == f"{sb.authority}/{NORTHWIND}/"
+        assert config["token_endpoint"] == f"{sb.authority}/{NORTHWIND}/oauth2/token"
+        assert config["authorization_endpoint"] == f"{sb.authority}/{NORTHWIND}/oauth2/authorize"
+        assert config["microsoft_multi_refresh_token"] is True
+    client = jwt.PyJWKClient(
+        config["jwks_uri"], ssl_context=ssl.create_default_context(cafile=sb.ca_path)
+    )
+    claims = jwt.decode(
+        token,
+        client.get_signing_key_from_jwt(token).key,
+        algorithms=config["id_token_signing_alg_values_supported"],
+        audience="https://graph.microsoft.com",
+        issuer=config["issuer"],
+    )
+    assert (claims["ver"], claims["tid"]) == ("1.0", NORTHWIND)
+    assert sb.control.counters()["by_kind"]["discovery"] == 2
+
+
+def test_it_publishes_a_templated_v1_issuer_for_common(sb):
+    for alias in ("common", "organizations"):
+        config = get(sb, f"/{alias}/.well-known/openid-configuration").json()
+        assert config["issuer"] == f"{sb.authority}/{{tenantid}}/"
+        assert config["token_endpoint"] == f"{sb.authority}/{alias}/oauth2/token"
+
+
 def test_it_refuses_discovery_of_an_unknown_tenant_with_90002(sb):
-    response = get(sb, "/deleted.example/v2.0/.well-known/openid-configuration")
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_tenant"
-    assert response.json()["error_codes"] == [90002]
+    for path in ("/v2.0/.well-known/openid-configuration", "/.well-known/openid-configuration"):
+        response = get(sb, f"/deleted.example{path}")
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_tenant"
+        assert response.json()["error_codes"] == [90002]
 
 
 def test_it_serves_keys_that_verify_its_tokens(sb):

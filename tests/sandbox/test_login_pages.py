@@ -1,5 +1,5 @@
-"""The admin consent and sign-in pages over plain HTTP (the browser round trip is in
-test_consent_browser.py)."""
+"""The admin consent and sign-in pages, on the sandbox's https host as on Entra's (the
+browser round trip is in test_consent_browser.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .demo import (
     WOODGROVE,
     claims,
     client_credentials,
+    https,
     token_request,
 )
 
@@ -33,8 +34,8 @@ def consent_url(sb, tenant: str, version: int = 2, **params: str) -> str:
     return f"{sb.login_url}{path}?{urlencode(query)}"
 
 
-def submit(url: str, **form: str) -> requests.Response:
-    return requests.post(url, data=form, allow_redirects=False, timeout=10)
+def submit(sb, url: str, **form: str) -> requests.Response:
+    return https(sb).post(url, data=form, allow_redirects=False, timeout=10)
 
 
 def redirected(response: requests.Response) -> dict[str, str]:
@@ -51,7 +52,7 @@ def service_principal(sb, tenant: str) -> dict | None:
 
 
 def test_it_shows_the_app_publisher_and_permissions(sb):
-    page = requests.get(consent_url(sb, NORTHWIND), timeout=10)
+    page = https(sb).get(consent_url(sb, NORTHWIND), timeout=10)
     assert page.status_code == 200
     text = page.text
     assert "Fabrikam MSSP Portal" in text
@@ -64,7 +65,7 @@ def test_it_shows_the_app_publisher_and_permissions(sb):
 
 def test_it_grants_admin_consent_and_redirects_like_entra(sb):
     url = consent_url(sb, "northwind.example")
-    params = redirected(submit(url, user="admin@northwind.example", action="accept"))
+    params = redirected(submit(sb, url, user="admin@northwind.example", action="accept"))
     assert params == {
         "admin_consent": "True",
         "tenant": NORTHWIND,
@@ -85,7 +86,7 @@ def test_it_grants_admin_consent_and_redirects_like_entra(sb):
 
 def test_it_grants_only_what_the_tenant_provisions(sb):
     params = redirected(
-        submit(consent_url(sb, TAILSPIN), user="admin@tailspin.example", action="accept")
+        submit(sb, consent_url(sb, TAILSPIN), user="admin@tailspin.example", action="accept")
     )
     assert params["scope"] == "https://graph.microsoft.com/Organization.Read.All"
     assert service_principal(sb, TAILSPIN)["roles"] == {"graph": ["Organization.Read.All"]}
@@ -93,16 +94,16 @@ def test_it_grants_only_what_the_tenant_provisions(sb):
 
 def test_it_offers_every_tenant_under_organizations(sb):
     url = consent_url(sb, "organizations")
-    assert "admin@adatum.example" in requests.get(url, timeout=10).text
-    params = redirected(submit(url, user="admin@woodgrove.example", action="accept"))
+    assert "admin@adatum.example" in https(sb).get(url, timeout=10).text
+    params = redirected(submit(sb, url, user="admin@woodgrove.example", action="accept"))
     assert params["tenant"] == WOODGROVE
 
 
 def test_it_answers_the_v1_endpoint_in_v1_shape(sb):
     url = consent_url(sb, "common", version=1)
-    params = redirected(submit(url, user="admin@adatum.example", action="accept"))
+    params = redirected(submit(sb, url, user="admin@adatum.example", action="accept"))
     assert params == {"tenant": ADATUM, "state": "s-123", "admin_consent": "True"}
-    cancel = redirected(submit(url, action="cancel"))
+    cancel = redirected(submit(sb, url, action="cancel"))
     assert cancel == {
         "error": "permission_denied",
         "error_description": "The admin canceled the request",
@@ -110,7 +111,7 @@ def test_it_answers_the_v1_endpoint_in_v1_shape(sb):
 
 
 def test_it_redirects_a_cancel_with_65004(sb):
-    params = redirected(submit(consent_url(sb, NORTHWIND), action="cancel"))
+    params = redirected(submit(sb, consent_url(sb, NORTHWIND), action="cancel"))
     assert params["error"] == "consent_required"
     assert params["error_description"].startswith("AADSTS65004: ")
     assert (params["admin_consent"], params["state"]) == ("True", "s-123")
@@ -119,18 +120,18 @@ def test_it_redirects_a_cancel_with_65004(sb):
 
 def test_it_stops_a_non_admin(sb):
     url = consent_url(sb, NORTHWIND)
-    page = submit(url, user="user@northwind.example", action="accept")
+    page = submit(sb, url, user="user@northwind.example", action="accept")
     assert page.status_code == 403
     assert "Need admin approval" in page.text
     assert "AADSTS90094" in page.text
     assert service_principal(sb, NORTHWIND) is None
-    params = redirected(submit(url, user="user@northwind.example", action="decline"))
+    params = redirected(submit(sb, url, user="user@northwind.example", action="decline"))
     assert params["error"] == "access_denied"
     assert params["state"] == "s-123"
 
 
 def test_it_refuses_a_user_of_another_tenant(sb):
-    page = submit(consent_url(sb, NORTHWIND), user="admin@adatum.example", action="accept")
+    page = submit(sb, consent_url(sb, NORTHWIND), user="admin@adatum.example", action="accept")
     assert page.status_code == 400
     assert service_principal(sb, ADATUM) is None
 
@@ -149,8 +150,8 @@ def test_it_refuses_a_user_of_another_tenant(sb):
 def test_it_shows_an_error_page_instead_of_redirecting(sb, tenant, params, code):
     url = consent_url(sb, tenant, **params)
     for response in (
-        requests.get(url, timeout=10),
-        submit(url, user="admin@northwind.example", action="accept"),
+        https(sb).get(url, timeout=10),
+        submit(sb, url, user="admin@northwind.example", action="accept"),
     ):
         assert response.status_code == 400
         assert "Location" not in response.headers
@@ -161,7 +162,7 @@ def test_it_shows_an_error_page_instead_of_redirecting(sb, tenant, params, code)
 
 def test_it_requires_a_scope_on_v2(sb):
     params = redirected(
-        requests.get(consent_url(sb, NORTHWIND, scope=""), allow_redirects=False, timeout=10)
+        https(sb).get(consent_url(sb, NORTHWIND, scope=""), allow_redirects=False, timeout=10)
     )
     assert params["error"] == "invalid_request"
     assert "'scope'" in params["error_description"]
@@ -176,7 +177,7 @@ def test_it_refuses_the_wrong_authorize_requests(sb):
     url = f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize"
 
     def get(**params: str) -> requests.Response:
-        return requests.get(url, params={**base, **params}, allow_redirects=False, timeout=10)
+        return https(sb).get(url, params={**base, **params}, allow_redirects=False, timeout=10)
 
     assert get(response_type="code").status_code == 200
     token = parse_qs(urlsplit(get(response_type="token").headers["Location"]).query)
@@ -192,11 +193,11 @@ def test_it_refuses_the_wrong_authorize_requests(sb):
 
 def test_it_redirects_after_sign_out_only_to_registered_uris(sb):
     url = f"{sb.login_url}/{HOME}/oauth2/v2.0/logout"
-    ok = requests.get(
+    ok = https(sb).get(
         url, params={"post_logout_redirect_uri": CALLBACK}, allow_redirects=False, timeout=10
     )
     assert ok.headers["Location"] == CALLBACK
-    other = requests.get(
+    other = https(sb).get(
         url,
         params={"post_logout_redirect_uri": "https://evil.example/"},
         allow_redirects=False,

@@ -78,6 +78,28 @@ def test_it_issues_resource_tokens_to_the_identity(app_service_env):
 
 
 @pytest.mark.parametrize("env", ["app_service_env", "imds_env"])
+@pytest.mark.parametrize(
+    "scope", ["https://management.azure.com//.default", "https://management.azure.com/.default"]
+)
+def test_it_puts_the_resource_in_aud_exactly_as_requested(env, scope, request):
+    sb = request.getfixturevalue(env)
+    # azure-identity turns the scope into `resource` by cutting "/.default": the first
+    # scope asks for `https://management.azure.com/`, the second for the name without "/".
+    resource = scope.removesuffix("/.default")
+    token = ManagedIdentityCredential(client_id=MI_CLIENT_ID).get_token(scope).token
+    assert claims(token)["aud"] == resource
+    # The Azure Resource Manager probe accepts both spellings, as ARM does.
+    response = requests.get(
+        f"{sb.resource_urls['arm']}/subscriptions",
+        params={"api-version": "2022-12-01"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=sb.ca_path,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("env", ["app_service_env", "imds_env"])
 def test_it_refuses_an_unknown_identity(env, request):
     request.getfixturevalue(env)
     credential = ManagedIdentityCredential(client_id="00000000-1111-2222-3333-444444444444")

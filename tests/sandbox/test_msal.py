@@ -10,7 +10,7 @@ import msal
 import pytest
 import requests
 
-from .demo import GRAPH, HOME, NORTHWIND, PORTAL_APP, claims, consent, mi_token
+from .demo import GRAPH, HOME, NORTHWIND, PORTAL_APP, claims, consent, https, mi_token
 
 CALLBACK = "http://localhost:8000/accounts/callback/"
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
@@ -32,10 +32,10 @@ def msal_app(sb, tenant: str = HOME) -> msal.ConfidentialClientApplication:
 
 def sign_in(sb, flow: dict, upn: str) -> dict:
     """Pick `upn` on the sign-in page; the redirect's query as msal expects it."""
-    page = requests.get(flow["auth_uri"], timeout=10)
+    page = https(sb).get(flow["auth_uri"], timeout=10)
     assert page.status_code == 200
     assert upn in page.text
-    response = requests.post(
+    response = https(sb).post(
         flow["auth_uri"], data={"user": upn}, allow_redirects=False, timeout=10
     )
     assert response.status_code == 302, response.text
@@ -70,7 +70,7 @@ def test_it_returns_entra_errors_to_msal_unchanged(sb):
 def test_it_signs_staff_in_with_auth_code_and_pkce(sb, upn, roles):
     app = msal_app(sb)
     flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=CALLBACK)
-    assert flow["auth_uri"].startswith(f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize?")
+    assert flow["auth_uri"].startswith(f"{sb.authority}/{HOME}/oauth2/v2.0/authorize?")
     assert "code_challenge_method=S256" in flow["auth_uri"]
     result = app.acquire_token_by_auth_code_flow(flow, sign_in(sb, flow, upn))
     assert "error" not in result, result
@@ -152,7 +152,7 @@ def test_it_refuses_an_unknown_code(sb):
 def test_it_answers_form_post_with_a_self_submitting_form(sb):
     app = msal_app(sb)
     flow = app.initiate_auth_code_flow([], redirect_uri=CALLBACK, response_mode="form_post")
-    page = requests.post(
+    page = https(sb).post(
         flow["auth_uri"],
         data={"user": "admin@fabrikam-mssp.example"},
         allow_redirects=False,

@@ -26,6 +26,7 @@ from .demo import (
     claims,
     client_credentials,
     consent,
+    https,
     token_request,
 )
 
@@ -44,7 +45,7 @@ SMALL = {
 def accept_consent(sb, tenant: str, admin: str) -> None:
     """Admin consent through the consent page's form, as a customer's admin gives it."""
     query = {"client_id": PORTAL_APP, "redirect_uri": CALLBACK, "state": "s", "scope": GRAPH}
-    response = requests.post(
+    response = https(sb).post(
         f"{sb.login_url}/{tenant}/v2.0/adminconsent?{urlencode(query)}",
         data={"user": admin, "action": "accept"},
         allow_redirects=False,

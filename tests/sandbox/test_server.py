@@ -1,10 +1,24 @@
-"""The listeners: keep-alive connections (bodies drained), and plain-http browser pages."""
+"""The listeners: keep-alive connections (bodies drained), and the optional plain-http
+browser pages."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import requests
 
-from .demo import HOME, client_credentials, token_request
+from entra_sandbox.testing import run_sandbox
+
+from .demo import (
+    DEMO_SCENARIO,
+    GRAPH,
+    HOME,
+    NORTHWIND,
+    PORTAL_APP,
+    client_credentials,
+    https,
+    token_request,
+)
 
 
 def _connections(session: requests.Session, url: str) -> int:
@@ -40,3 +54,31 @@ def test_it_closes_the_connection_after_an_oversized_body(sb):
     assert huge.status_code == 400
     assert huge.headers.get("Connection") == "close"
     assert token_request(sb, HOME, client_credentials(sb, HOME)).status_code == 200
+
+
+def test_it_serves_the_browser_pages_over_plain_http_only_when_asked():
+    query = urlencode(
+        {
+            "client_id": PORTAL_APP,
+            "scope": GRAPH,
+            "redirect_uri": "http://localhost:8000/consent/callback/",
+        }
+    )
+    with run_sandbox(DEMO_SCENARIO, login_port=0) as sb:
+        assert sb.login_url.startswith("http://127.0.0.1:")
+        assert sb.env["SANDBOX_LOGIN_URL"] == sb.login_url
+        config = https(sb).get(
+            f"{sb.authority}/{HOME}/v2.0/.well-known/openid-configuration", timeout=10
+        )
+        # Discovery sends msal's sign-in to the plain-http pages then.
+        assert config.json()["authorization_endpoint"] == (
+            f"{sb.login_url}/{HOME}/oauth2/v2.0/authorize"
+        )
+        plain = requests.get(f"{sb.login_url}/{NORTHWIND}/v2.0/adminconsent?{query}", timeout=10)
+        assert plain.status_code == 200
+        assert "Fabrikam MSSP Portal" in plain.text
+        # The https host serves them still, and nothing else is on the plain-http port.
+        secure = https(sb).get(f"{sb.authority}/{NORTHWIND}/v2.0/adminconsent?{query}", timeout=10)
+        assert secure.status_code == 200
+        token = requests.post(f"{sb.login_url}/{HOME}/oauth2/v2.0/token", timeout=10)
+        assert token.status_code == 404
