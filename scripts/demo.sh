@@ -52,7 +52,7 @@ fi
 
 python manage.py runserver 127.0.0.1:8000 --noreload > var/portal.log 2>&1 &
 pids+=($!)
-python manage.py db_worker --no-reload > var/worker.log 2>&1 &
+python manage.py db_worker --no-reload --interval 0.1 > var/worker.log 2>&1 &
 pids+=($!)
 python manage.py run_scheduler > var/scheduler.log 2>&1 &
 pids+=($!)

@@ -1,6 +1,8 @@
-/* Live regions: an element with data-live-url is replaced, every data-live-interval ms,
- * by the element with the same id in the HTML that URL returns, while its data-live-active
- * is "1" (verifications are queued or running). No framework, no inline script (CSP).
+/* Live regions: an element with data-live-url is replaced by the element with the same id
+ * in the HTML that URL returns, while its data-live-active is "1" (verifications are queued
+ * or running). The first refresh comes after data-live-interval ms; with data-live-max, each
+ * wait is half as long again as the one before, up to that many ms (fast while a result is
+ * likely, gentle after), otherwise the interval stays fixed. No framework, no inline script (CSP).
  * The request says it is a background one (X-Portal-Background), so it does not count as
  * activity for the session's idle time-out. A region is left alone while the user has a
  * box ticked or the focus inside it. */
@@ -9,6 +11,7 @@
 
   function watch(region) {
     var interval = parseInt(region.getAttribute("data-live-interval"), 10) || 5000;
+    var ceiling = Math.max(parseInt(region.getAttribute("data-live-max"), 10) || 0, interval);
 
     function busy() {
       return region.querySelector("input[type=checkbox]:checked") !== null ||
@@ -17,6 +20,7 @@
 
     function schedule() {
       window.setTimeout(tick, interval);
+      interval = Math.min(Math.round(interval * 1.5), ceiling);
     }
 
     function tick() {
@@ -48,6 +52,7 @@
       }).catch(function () {
         // Signed out, or the server is away: try again later, gently.
         interval = Math.min(interval * 2, 60000);
+        ceiling = Math.max(ceiling, interval);
         schedule();
       });
     }

@@ -111,3 +111,34 @@ def test_a_customer_admin_cancels_and_can_start_again(portal, page, artifacts_di
     page.get_by_role("link", name="Try again").click()
     page.wait_for_url(url)
     assert page.get_by_role("button", name="Grant admin consent").is_visible()
+
+
+def test_the_landing_page_shows_the_verdict_in_place_as_soon_as_the_worker_has_it(
+    portal, page, browser, artifacts_dir
+):
+    page.goto(invite_northwind())
+    page.get_by_role("button", name="Grant admin consent").click()
+    page.wait_for_selector("select[name=user]")
+    page.select_option("select[name=user]", label="admin@northwind.example")
+    page.get_by_role("button", name="Accept").click()
+    page.wait_for_url(f"{portal}/consent/landing/**")
+    assert "Waiting to start" in page.inner_text("#landing-live")
+    landing = page.url
+    page.evaluate("window.stillTheSamePage = true")
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    # refresh.js swaps the card in (no reload: the marker survives) and then stops asking.
+    page.locator("#landing-live[data-live-active='0']").wait_for(timeout=15000)
+    assert "everything Fabrikam Security needs works" in page.inner_text("#landing-live")
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert page.url == landing
+    page.screenshot(path=artifacts_dir / "consent-landing-verified.png", full_page=True)
+
+    # Without JavaScript the page still follows a check: it reloads itself meanwhile.
+    Verification.objects.create(tenant=Tenant.objects.get(), trigger=Verification.Trigger.MANUAL)
+    quiet = browser.new_context(java_script_enabled=False)
+    plain = quiet.new_page()
+    plain.goto(landing)
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in plain.content()
+    quiet.close()
