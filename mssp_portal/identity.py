@@ -66,7 +66,14 @@ def assertion() -> str:
             _credentials[key] = credential
         # Under the lock: concurrent first calls would otherwise each ask the identity
         # endpoint before the credential's cache holds the token.
-        return credential.get_token(scope).token
+        try:
+            return credential.get_token(scope).token
+        except Exception:
+            # azure-identity's credential remembers a failed identity endpoint and never asks
+            # it again: the endpoint back, this worker would fail until restarted. A new
+            # credential next time asks again.
+            _credentials.pop(key, None)
+            raise
 
 
 def forget_assertion() -> None:

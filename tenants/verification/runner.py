@@ -120,12 +120,57 @@ def run_verification(code: str) -> Verification | None:
 
 
 def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Verification | None]:
-    """Run verifications in parallel, at most `concurrency` (VERIFY_CONCURRENCY) at once."""
+    """Run verifications in parallel, at most `concurrency` (VERIFY_CONCURRENCY) at once.
+
+    A platform fault (managed identity, federated credential) is the MSSP's and the same for
+    every tenant: once one verification of the batch meets it, the rest are not sent to
+    Entra; they finish at once as held back by that fault, their tenants untouched (one
+    alert, no retries per tenant). While a platform alert is open, a batch first runs one
+    verification alone to see whether the fault is still there.
+    """
+    codes = [str(c) for c in codes]
     if not codes:
         return []
     workers = max(1, min(concurrency or settings.VERIFY_CONCURRENCY, len(codes)))
+    fault: list[Verification] = []
+
+    def one(code: str) -> Verification | None:
+        if fault:
+            return _hold_back(code, fault[0])
+        verification = _run_in_thread(code)
+        if verification is not None and verification.outcome == Outcome.PLATFORM_ERROR:
+            fault.append(verification)
+        return verification
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        return list(pool.map(_run_in_thread, [str(c) for c in codes]))
+        first: list[Verification | None] = []
+        rest = codes
+        if PlatformAlert.objects.open().exists():
+            first, rest = [pool.submit(one, codes[0]).result()], codes[1:]
+        return first + list(pool.map(one, rest))
+
+
+def _hold_back(code: str, fault: Verification) -> Verification | None:
+    """Finish a verification of the batch without asking Entra: `fault` (a platform error of
+    this batch) would only repeat itself."""
+    try:
+        verification = claim(code)
+        if verification is None:
+            return None
+        try:
+            requirements = verification.tenant.profile.requirements
+        except KeyError:
+            requirements = ()
+        result = Result(
+            Outcome.PLATFORM_ERROR,
+            fault.diagnosis,
+            fault.error_code,
+            results={r.resource: _skipped(r) for r in requirements},
+            platform={**fault.platform, "held_back_by": str(fault.code)},
+        )
+        return finish(verification, result)
+    finally:
+        connections.close_all()
 
 
 def _run_in_thread(code: str) -> Verification | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from mssp_portal import identity
@@ -247,3 +249,58 @@ def test_it_takes_the_assertion_from_a_workload_identity_token_file(
 
     assert verification.outcome == Outcome.VERIFIED
     assert sandbox.control.counters()["by_kind"].get("mi", 0) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_stops_asking_entra_once_the_identity_endpoint_is_down(
+    sandbox, consent, make_tenant
+):
+    """Fault drill: the identity endpoint goes down before a 40-tenant round. Each verification
+    that asks it retries for seconds; the batch stops asking after the first failures, the
+    rest finish at once as held back, no tenant changes, one alert. The next batch, with the
+    alert open, sends one verification ahead and, the fault fixed, verifies the rest."""
+    consent(NORTHWIND)
+    tenants = [make_tenant(NORTHWIND, "graph-reporting")]
+    tenants += [
+        Tenant.objects.create(
+            tenant_id=uuid.uuid4(), cloud="sandbox", access_profile="graph-reporting"
+        )
+        for _ in range(39)
+    ]
+    sandbox.control.add_fault(target="mi", status=503)
+    identity.forget_assertion()
+    sandbox.control.reset_counters()
+
+    codes = [str(t.request_verification(Verification.Trigger.SCHEDULE)[0].code) for t in tenants]
+    finished = run_batch(codes, concurrency=4)
+
+    assert [v.outcome for v in finished] == [Outcome.PLATFORM_ERROR] * 40
+    asked = [v for v in finished if "held_back_by" not in v.platform]
+    assert 1 <= len(asked) <= 4  # those already running when the first one failed
+    # At most one identity request and its two retries per verification that asked.
+    assert 3 <= sandbox.control.counters()["by_kind"]["mi"] <= 3 * len(asked)
+    held = [v for v in finished if "held_back_by" in v.platform]
+    assert {v.diagnosis for v in held} == {"identity_unavailable"}
+    assert {v.results["graph"]["token"] for v in held} == {"skipped"}
+    assert PlatformAlert.objects.open().get().key == "identity_unavailable"
+    assert set(Tenant.objects.values_list("status", flat=True)) == {Tenant.Status.CONSENT_REPORTED}
+
+    sandbox.control.clear_faults()
+    sandbox.control.reset_counters()
+    codes = [str(t.request_verification(Verification.Trigger.SCHEDULE)[0].code) for t in tenants]
+    again = run_batch(codes[:1] + codes[1:2], concurrency=4)
+
+    assert [v.outcome for v in again] == [Outcome.VERIFIED, Outcome.NO_ACCESS]
+    assert not PlatformAlert.objects.open().exists()
+
+
+def test_it_asks_the_identity_endpoint_again_once_it_is_back(sandbox, verified_northwind, verify):
+    # azure-identity's credential gives up on an identity endpoint that failed once; the
+    # portal must not: the next verification after the outage works without a restart.
+    sandbox.control.add_fault(target="mi", status=503)
+    identity.forget_assertion()
+    assert verify(verified_northwind).outcome == Outcome.PLATFORM_ERROR
+    sandbox.control.clear_faults()
+
+    assert verify(verified_northwind).outcome == Outcome.VERIFIED
+    assert not PlatformAlert.objects.open().exists()
