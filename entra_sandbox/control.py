@@ -126,6 +126,22 @@ def _update_application(state: SandboxState, request: Request, client_id: str) -
     return {"client_id": app.client_id}
 
 
+def _user_json(tenant_id: str, user: Any) -> dict[str, Any]:
+    return {"tenant": tenant_id, **vars(user)}
+
+
+def _update_user(state: SandboxState, request: Request, user: str) -> dict[str, Any]:
+    changed = state.directory.update_user(user, _json_body(request))
+    tenant, _ = state.directory.find_user(changed.object_id)
+    return _user_json(tenant.id, changed)
+
+
+def _revoke_sessions(state: SandboxState, request: Request, user: str) -> dict[str, Any]:
+    changed = state.directory.revoke_sessions(user, state.clock.now())
+    tenant, _ = state.directory.find_user(changed.object_id)
+    return _user_json(tenant.id, changed)
+
+
 def routes() -> list[Route]:
     def r(rule: str, **methods: Callable[..., Any]) -> Route:
         return Route(f"/_sandbox{rule}", None, _endpoint(methods))
@@ -154,6 +170,8 @@ def routes() -> list[Route]:
         r("/tenants/<tenant>/roles", POST=_tenant_action("roles")),
         r("/tenants/<tenant>", DELETE=_delete_tenant),
         r("/applications/<client_id>", PATCH=_update_application),
+        r("/users/<user>", PATCH=_update_user),
+        r("/users/<user>/revoke-sessions", POST=_revoke_sessions),
         r("/reset", POST=lambda s, q: (s.reset(), s.describe())[1]),
         r("/issued-tokens", GET=lambda s, q: {"tokens": s.tokens.issued()}),
         r("/directory", GET=lambda s, q: s.directory.to_json()),
@@ -233,6 +251,14 @@ class ControlClient:
 
     def update_application(self, client_id: str, **fields: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/applications/{client_id}", fields)
+
+    def update_user(self, user: str, **fields: Any) -> dict[str, Any]:
+        """Change a user (object id or UPN): `app_roles`, `enabled`."""
+        return self._call("PATCH", f"/users/{user}", fields)
+
+    def revoke_sessions(self, user: str) -> dict[str, Any]:
+        """Graph's revokeSignInSessions: the user's refresh tokens stop working."""
+        return self._call("POST", f"/users/{user}/revoke-sessions", {})
 
     def reset(self) -> dict[str, Any]:
         """Restore the scenario's directory, clear faults and clock skew."""

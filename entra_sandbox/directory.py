@@ -28,6 +28,8 @@ DEFAULT_SETTINGS: dict[str, int] = {
     "access_token_lifetime": 3599,
     "id_token_lifetime": 3600,
     "auth_code_lifetime": 600,
+    # Entra's refresh tokens expire after 90 days without use (web apps).
+    "refresh_token_lifetime": 90 * 24 * 3600,
 }
 
 # Entra leaves the error-lookup page for `organizations`/`common`, so they are never tenants.
@@ -46,6 +48,11 @@ class User:
     admin: bool = False
     # "<app client id>/<RoleName>" entries, for staff sign-in id tokens.
     app_roles: list[str] = field(default_factory=list)
+    # Graph's accountEnabled: a disabled user cannot sign in or refresh tokens.
+    enabled: bool = True
+    # Graph's signInSessionsValidFromDateTime (STS clock, epoch seconds): refresh tokens of
+    # sign-ins before it are revoked.
+    tokens_valid_from: int = 0
 
     def roles_for(self, client_id: str) -> list[str]:
         prefix = client_id.lower() + "/"
@@ -183,6 +190,16 @@ class Directory:
                     return mi
         return None
 
+    def find_user(self, ref: str) -> tuple[Tenant, User]:
+        """A user of any tenant by object id or UPN. Raises KeyError when there is none."""
+        ref = (ref or "").strip().lower()
+        with self.lock:
+            for tenant in self.tenants.values():
+                for user in tenant.users:
+                    if ref in (user.object_id, user.upn.lower()):
+                        return tenant, user
+        raise KeyError(ref)
+
     def service_principal(self, tenant_id: str, client_id: str) -> ServicePrincipal | None:
         with self.lock:
             tenant = self.tenants.get(tenant_id)
@@ -289,6 +306,38 @@ class Directory:
                     changed.append(cid)
             return changed
 
+    def update_user(self, ref: str, fields: Mapping[str, Any]) -> User:
+        """Change a user as an administrator would: `app_roles` ("<client id>/<role>"
+        entries, replacing the user's), `enabled`. Checked before anything changes."""
+        allowed = {"app_roles", "enabled"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ScenarioError(f"cannot update user fields {sorted(unknown)}")
+        with self._change():
+            _, user = self.find_user(ref)
+            where = f"users[{user.upn}]"
+            app_roles = user.app_roles
+            if "app_roles" in fields:
+                app_roles = _app_role_refs(
+                    _str_list(fields["app_roles"], f"{where}.app_roles"),
+                    f"{where}.app_roles",
+                    set(self.applications),
+                )
+            enabled = user.enabled
+            if "enabled" in fields:
+                if not isinstance(fields["enabled"], bool):
+                    raise ScenarioError(f"{where}.enabled: expected true or false")
+                enabled = fields["enabled"]
+            user.app_roles, user.enabled = app_roles, enabled
+            return user
+
+    def revoke_sessions(self, ref: str, now: int) -> User:
+        """Graph's revokeSignInSessions: refresh tokens issued before `now` stop working."""
+        with self._change():
+            _, user = self.find_user(ref)
+            user.tokens_valid_from = now
+            return user
+
     def delete_tenant(self, tenant_id: str) -> None:
         with self._change():
             self.tenants.pop(self._require_tenant(tenant_id).id)
@@ -361,7 +410,11 @@ class Directory:
         object ids). Raises KeyError, TypeError or ValueError on a document of another
         shape; the values themselves are trusted (the sandbox wrote them)."""
         directory = cls()
-        directory.settings = {name: int(data["settings"][name]) for name in DEFAULT_SETTINGS}
+        # A setting added since the file was saved takes its default.
+        directory.settings = {
+            name: int(data["settings"].get(name, default))
+            for name, default in DEFAULT_SETTINGS.items()
+        }
         for raw in data["tenants"]:
             tenant = Tenant(
                 id=raw["id"],
@@ -495,6 +548,7 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
                     else str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{tid}:{upn.lower()}")),
                     display_name=str(u.get("name", upn.split("@")[0].title())),
                     admin=bool(u.get("admin", False)),
+                    enabled=bool(u.get("enabled", True)),
                     app_roles=_app_role_refs(
                         _str_list(u.get("app_roles"), f"{uw}.app_roles"),
                         f"{uw}.app_roles",

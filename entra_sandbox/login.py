@@ -279,6 +279,8 @@ def _admin_consent(state: SandboxState, request: Request, tenant: str, version: 
             user_tenant, user = found
             try:
                 _check_audience(app, user_tenant)
+                if not user.enabled:
+                    raise errors.user_disabled()
             except EntraError as exc:
                 return _error_page(exc, now)
             if not user.admin:
@@ -429,6 +431,8 @@ def authorize(state: SandboxState, request: Request, tenant: str) -> Response:
             user_tenant, user = found
             try:
                 _check_audience(app, user_tenant)
+                if not user.enabled:
+                    raise errors.user_disabled()
             except EntraError as exc:
                 return _error_page(exc, now)
             code = secrets.token_urlsafe(48)
@@ -443,6 +447,7 @@ def authorize(state: SandboxState, request: Request, tenant: str) -> Response:
                     code_challenge=challenge,
                     code_challenge_method=method,
                     expires_at=now + state.setting("auth_code_lifetime"),
+                    issued_at=now,
                 )
             return reply({"code": code, "state": state_param, "session_state": str(uuid.uuid4())})
     body = Markup(
