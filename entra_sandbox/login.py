@@ -285,7 +285,7 @@ def _admin_consent(state: SandboxState, request: Request, tenant: str, version: 
                 return _error_page(exc, now)
             if not user.admin:
                 return _need_admin(app, user, now)
-            granted = state.directory.grant_admin_consent(user_tenant.id, app.client_id)
+            granted = state.directory.grant_admin_consent(user_tenant.id, app.client_id, now)
             if version == 1:
                 params = {"tenant": user_tenant.id, "state": state_param, "admin_consent": "True"}
             else:

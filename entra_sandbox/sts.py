@@ -247,7 +247,7 @@ def _client_credentials(
     app = _authenticate_client(state, form, target)
     with directory.lock:
         sp = target.service_principals.get(app.client_id)
-        if sp is None:
+        if sp is None or directory.propagating(target, sp, state.clock.now()):
             raise errors.application_not_found(app.client_id, target.name)
         if not sp.enabled or not app.enabled:
             raise errors.application_disabled(app.client_id, app.name)
