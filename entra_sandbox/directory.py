@@ -240,19 +240,19 @@ class Directory:
             self.applications = other.applications
             self.settings = other.settings
 
-    def grant_admin_consent(self, tenant_id: str, client_id: str, now: int) -> dict[str, list[str]]:
-        """What tenant-wide admin consent does: create (or update) the app's service
-        principal with every permission the app requests on resources provisioned in the
-        tenant. Returns the granted roles by resource key. A service principal it creates
-        propagates from `now` (STS clock) on."""
+    def grant_admin_consent(
+        self, tenant_id: str, client_id: str, now: int, roles: Mapping[str, list[str]]
+    ) -> dict[str, list[str]]:
+        """What an accepted tenant-wide admin consent does: create (or update) the app's
+        service principal with the application permissions `roles` (by resource key; the
+        caller has refused a consent for a resource the tenant lacks). Returns them. A
+        service principal it creates propagates from `now` (STS clock) on."""
         with self._change():
             tenant = self.tenants[tenant_id]
-            app = self.applications[client_id]
-            granted = {
-                key: list(names)
-                for key, names in app.permissions.items()
-                if key in tenant.services and names
-            }
+            unprovisioned = set(roles) - set(tenant.services)
+            if unprovisioned:
+                raise ValueError(f"not provisioned in {tenant_id}: {sorted(unprovisioned)}")
+            granted = {key: list(names) for key, names in roles.items() if names}
             sp = tenant.service_principals.get(client_id)
             if sp is None:
                 sp = ServicePrincipal(client_id, _sp_object_id(tenant_id, client_id))

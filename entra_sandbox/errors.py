@@ -263,6 +263,20 @@ def resource_not_found(resource: str, tenant: str) -> EntraError:
     )
 
 
+def service_principal_missing(resource: str, name: str, tenant: str) -> EntraError:
+    # The wording Entra's redirects carry today; older ones said "…needs access to a
+    # service ("{name}") that your organization "{tenant}" has not subscribed to or
+    # enabled…". See README "Modelling choices".
+    return EntraError(
+        650052,
+        "invalid_client",
+        f"The app is trying to access a service '{resource}'({name}) that your organization "
+        f"'{tenant}' lacks a service principal for. Contact your IT Admin to review the "
+        "configuration of your service subscriptions or consent to the application in order "
+        "to create the required service principal.",
+    )
+
+
 def invalid_grant_code(detail: str) -> EntraError:
     return EntraError(70000, "invalid_grant", detail)
 
