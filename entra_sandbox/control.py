@@ -126,6 +126,49 @@ def _update_application(state: SandboxState, request: Request, client_id: str) -
     return {"client_id": app.client_id}
 
 
+def _propagation(state: SandboxState) -> dict[str, Any]:
+    directory = state.directory
+    with directory.lock:
+        return {
+            "seconds": directory.settings["consent_propagation_seconds"],
+            "tenants": {
+                t.id: t.consent_propagation_seconds
+                for t in directory.tenants.values()
+                if t.consent_propagation_seconds is not None
+            },
+        }
+
+
+def _set_propagation(state: SandboxState, request: Request) -> dict[str, Any]:
+    body = _json_body(request)
+    unknown = set(body) - {"seconds", "tenant"}
+    if unknown:
+        raise ControlError(400, f"unknown fields {sorted(unknown)}")
+    if "seconds" not in body:
+        raise ControlError(400, "seconds is required (null removes a tenant's override)")
+    tenant = body.get("tenant")
+    state.directory.set_consent_propagation(
+        body["seconds"], _tenant_id(state, tenant) if tenant else None
+    )
+    return _propagation(state)
+
+
+def _user_json(tenant_id: str, user: Any) -> dict[str, Any]:
+    return {"tenant": tenant_id, **vars(user)}
+
+
+def _update_user(state: SandboxState, request: Request, user: str) -> dict[str, Any]:
+    changed = state.directory.update_user(user, _json_body(request))
+    tenant, _ = state.directory.find_user(changed.object_id)
+    return _user_json(tenant.id, changed)
+
+
+def _revoke_sessions(state: SandboxState, request: Request, user: str) -> dict[str, Any]:
+    changed = state.directory.revoke_sessions(user, state.clock.now())
+    tenant, _ = state.directory.find_user(changed.object_id)
+    return _user_json(tenant.id, changed)
+
+
 def routes() -> list[Route]:
     def r(rule: str, **methods: Callable[..., Any]) -> Route:
         return Route(f"/_sandbox{rule}", None, _endpoint(methods))
@@ -154,6 +197,9 @@ def routes() -> list[Route]:
         r("/tenants/<tenant>/roles", POST=_tenant_action("roles")),
         r("/tenants/<tenant>", DELETE=_delete_tenant),
         r("/applications/<client_id>", PATCH=_update_application),
+        r("/consent-propagation", GET=lambda s, q: _propagation(s), POST=_set_propagation),
+        r("/users/<user>", PATCH=_update_user),
+        r("/users/<user>/revoke-sessions", POST=_revoke_sessions),
         r("/reset", POST=lambda s, q: (s.reset(), s.describe())[1]),
         r("/issued-tokens", GET=lambda s, q: {"tokens": s.tokens.issued()}),
         r("/directory", GET=lambda s, q: s.directory.to_json()),
@@ -233,6 +279,22 @@ class ControlClient:
 
     def update_application(self, client_id: str, **fields: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/applications/{client_id}", fields)
+
+    def set_consent_propagation(self, seconds: int | None, tenant: str | None = None) -> dict:
+        """How long after an admin consent app-only tokens still fail with AADSTS700016:
+        for every tenant, or one tenant's override (`seconds=None` removes it)."""
+        body: dict[str, Any] = {"seconds": seconds}
+        if tenant:
+            body["tenant"] = tenant
+        return self._call("POST", "/consent-propagation", body)
+
+    def update_user(self, user: str, **fields: Any) -> dict[str, Any]:
+        """Change a user (object id or UPN): `app_roles`, `enabled`."""
+        return self._call("PATCH", f"/users/{user}", fields)
+
+    def revoke_sessions(self, user: str) -> dict[str, Any]:
+        """Graph's revokeSignInSessions: the user's refresh tokens stop working."""
+        return self._call("POST", f"/users/{user}/revoke-sessions", {})
 
     def reset(self) -> dict[str, Any]:
         """Restore the scenario's directory, clear faults and clock skew."""

@@ -28,7 +28,14 @@ DEFAULT_SETTINGS: dict[str, int] = {
     "access_token_lifetime": 3599,
     "id_token_lifetime": 3600,
     "auth_code_lifetime": 600,
+    # Entra's refresh tokens expire after 90 days without use (web apps).
+    "refresh_token_lifetime": 90 * 24 * 3600,
+    # How long after an admin consent app-only tokens in that tenant still fail with
+    # AADSTS700016, as while Entra propagates a new service principal. 0: at once.
+    "consent_propagation_seconds": 0,
 }
+# Settings that may be 0; the others must be positive.
+_ZERO_ALLOWED = {"consent_propagation_seconds"}
 
 # Entra leaves the error-lookup page for `organizations`/`common`, so they are never tenants.
 TENANT_ALIASES = ("organizations", "common", "consumers")
@@ -46,6 +53,11 @@ class User:
     admin: bool = False
     # "<app client id>/<RoleName>" entries, for staff sign-in id tokens.
     app_roles: list[str] = field(default_factory=list)
+    # Graph's accountEnabled: a disabled user cannot sign in or refresh tokens.
+    enabled: bool = True
+    # Graph's signInSessionsValidFromDateTime (STS clock, epoch seconds): refresh tokens of
+    # sign-ins before it are revoked.
+    tokens_valid_from: int = 0
 
     def roles_for(self, client_id: str) -> list[str]:
         prefix = client_id.lower() + "/"
@@ -71,6 +83,9 @@ class ServicePrincipal:
     enabled: bool = True
     # resource key -> granted application permission (app role) names
     roles: dict[str, list[str]] = field(default_factory=dict)
+    # When an admin consent created it (STS clock); None for service principals of the
+    # scenario or the control API, which exist at once. See Directory.propagating.
+    consented_at: int | None = None
 
 
 @dataclass
@@ -82,6 +97,8 @@ class Tenant:
     users: list[User] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)
+    # Overrides the directory's consent_propagation_seconds for this tenant.
+    consent_propagation_seconds: int | None = None
 
     @property
     def initial_domain(self) -> str:
@@ -183,6 +200,16 @@ class Directory:
                     return mi
         return None
 
+    def find_user(self, ref: str) -> tuple[Tenant, User]:
+        """A user of any tenant by object id or UPN. Raises KeyError when there is none."""
+        ref = (ref or "").strip().lower()
+        with self.lock:
+            for tenant in self.tenants.values():
+                for user in tenant.users:
+                    if ref in (user.object_id, user.upn.lower()):
+                        return tenant, user
+        raise KeyError(ref)
+
     def service_principal(self, tenant_id: str, client_id: str) -> ServicePrincipal | None:
         with self.lock:
             tenant = self.tenants.get(tenant_id)
@@ -213,26 +240,57 @@ class Directory:
             self.applications = other.applications
             self.settings = other.settings
 
-    def grant_admin_consent(self, tenant_id: str, client_id: str) -> dict[str, list[str]]:
-        """What tenant-wide admin consent does: create (or update) the app's service
-        principal with every permission the app requests on resources provisioned in the
-        tenant. Returns the granted roles by resource key."""
+    def grant_admin_consent(
+        self, tenant_id: str, client_id: str, now: int, roles: Mapping[str, list[str]]
+    ) -> dict[str, list[str]]:
+        """What an accepted tenant-wide admin consent does: create (or update) the app's
+        service principal with the application permissions `roles` (by resource key; the
+        caller has refused a consent for a resource the tenant lacks). Returns them. A
+        service principal it creates propagates from `now` (STS clock) on."""
         with self._change():
             tenant = self.tenants[tenant_id]
-            app = self.applications[client_id]
-            granted = {
-                key: list(names)
-                for key, names in app.permissions.items()
-                if key in tenant.services and names
-            }
+            unprovisioned = set(roles) - set(tenant.services)
+            if unprovisioned:
+                raise ValueError(f"not provisioned in {tenant_id}: {sorted(unprovisioned)}")
+            granted = {key: list(names) for key, names in roles.items() if names}
             sp = tenant.service_principals.get(client_id)
             if sp is None:
                 sp = ServicePrincipal(client_id, _sp_object_id(tenant_id, client_id))
+                sp.consented_at = now
                 tenant.service_principals[client_id] = sp
             for key, names in granted.items():
                 have = sp.roles.setdefault(key, [])
                 have.extend(n for n in names if n not in have)
             return granted
+
+    def propagation_seconds(self, tenant: Tenant) -> int:
+        with self.lock:
+            if tenant.consent_propagation_seconds is not None:
+                return tenant.consent_propagation_seconds
+            return self.settings["consent_propagation_seconds"]
+
+    def propagating(self, tenant: Tenant, sp: ServicePrincipal, now: int) -> bool:
+        """Whether a service principal an admin consent created is still unknown to the
+        token endpoint (Entra takes seconds to a minute or more to propagate one). The
+        delay is read now, so changing it applies to consents already given."""
+        if sp.consented_at is None:
+            return False
+        return now < sp.consented_at + self.propagation_seconds(tenant)
+
+    def set_consent_propagation(self, seconds: int | None, tenant_id: str | None = None) -> None:
+        """The propagation delay for every tenant, or (with `tenant_id`) one tenant's
+        override; `None` for a tenant removes its override."""
+        if seconds is not None and (
+            not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0
+        ):
+            raise ScenarioError("seconds: expected a non-negative integer")
+        with self._change():
+            if tenant_id is None:
+                if seconds is None:
+                    raise ScenarioError("seconds: required without a tenant")
+                self.settings["consent_propagation_seconds"] = seconds
+            else:
+                self._require_tenant(tenant_id).consent_propagation_seconds = seconds
 
     def _target_apps(self, tenant: Tenant, application: str | None) -> list[str]:
         if application:
@@ -289,6 +347,38 @@ class Directory:
                     changed.append(cid)
             return changed
 
+    def update_user(self, ref: str, fields: Mapping[str, Any]) -> User:
+        """Change a user as an administrator would: `app_roles` ("<client id>/<role>"
+        entries, replacing the user's), `enabled`. Checked before anything changes."""
+        allowed = {"app_roles", "enabled"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ScenarioError(f"cannot update user fields {sorted(unknown)}")
+        with self._change():
+            _, user = self.find_user(ref)
+            where = f"users[{user.upn}]"
+            app_roles = user.app_roles
+            if "app_roles" in fields:
+                app_roles = _app_role_refs(
+                    _str_list(fields["app_roles"], f"{where}.app_roles"),
+                    f"{where}.app_roles",
+                    set(self.applications),
+                )
+            enabled = user.enabled
+            if "enabled" in fields:
+                if not isinstance(fields["enabled"], bool):
+                    raise ScenarioError(f"{where}.enabled: expected true or false")
+                enabled = fields["enabled"]
+            user.app_roles, user.enabled = app_roles, enabled
+            return user
+
+    def revoke_sessions(self, ref: str, now: int) -> User:
+        """Graph's revokeSignInSessions: refresh tokens issued before `now` stop working."""
+        with self._change():
+            _, user = self.find_user(ref)
+            user.tokens_valid_from = now
+            return user
+
     def delete_tenant(self, tenant_id: str) -> None:
         with self._change():
             self.tenants.pop(self._require_tenant(tenant_id).id)
@@ -342,6 +432,7 @@ class Directory:
                         "service_principals": [
                             copy.deepcopy(vars(sp)) for sp in t.service_principals.values()
                         ],
+                        "consent_propagation_seconds": t.consent_propagation_seconds,
                     }
                     for t in self.tenants.values()
                 ],
@@ -361,7 +452,11 @@ class Directory:
         object ids). Raises KeyError, TypeError or ValueError on a document of another
         shape; the values themselves are trusted (the sandbox wrote them)."""
         directory = cls()
-        directory.settings = {name: int(data["settings"][name]) for name in DEFAULT_SETTINGS}
+        # A setting added since the file was saved takes its default.
+        directory.settings = {
+            name: int(data["settings"].get(name, default))
+            for name, default in DEFAULT_SETTINGS.items()
+        }
         for raw in data["tenants"]:
             tenant = Tenant(
                 id=raw["id"],
@@ -370,6 +465,7 @@ class Directory:
                 services=list(raw["services"]),
                 users=[User(**u) for u in raw["users"]],
                 subscriptions=[Subscription(**s) for s in raw["subscriptions"]],
+                consent_propagation_seconds=raw.get("consent_propagation_seconds"),
             )
             for sp in (ServicePrincipal(**sp) for sp in raw["service_principals"]):
                 tenant.service_principals[sp.application] = sp
@@ -460,8 +556,10 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
     for key, value in settings.items():
         if key not in DEFAULT_SETTINGS:
             raise ScenarioError(f"settings: unknown setting {key!r}")
-        if not isinstance(value, int) or value <= 0:
-            raise ScenarioError(f"settings.{key}: expected a positive integer")
+        least = 0 if key in _ZERO_ALLOWED else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            kind = "non-negative" if least == 0 else "positive"
+            raise ScenarioError(f"settings.{key}: expected a {kind} integer")
         directory.settings[key] = value
 
     raw_apps = data.get("applications", []) or []
@@ -482,6 +580,13 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
             if s not in RESOURCES:
                 raise ScenarioError(f"{where}.services: unknown service {s!r}")
         tenant = Tenant(tid, str(raw.get("name", domain)), domain.lower(), services)
+        if "consent_propagation_seconds" in raw:
+            delay = raw["consent_propagation_seconds"]
+            if not isinstance(delay, int) or isinstance(delay, bool) or delay < 0:
+                raise ScenarioError(
+                    f"{where}.consent_propagation_seconds: expected a non-negative integer"
+                )
+            tenant.consent_propagation_seconds = delay
         for j, u in enumerate(raw.get("users", []) or []):
             uw = f"{where}.users[{j}]"
             upn = u.get("upn")
@@ -495,6 +600,7 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
                     else str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{tid}:{upn.lower()}")),
                     display_name=str(u.get("name", upn.split("@")[0].title())),
                     admin=bool(u.get("admin", False)),
+                    enabled=bool(u.get("enabled", True)),
                     app_roles=_app_role_refs(
                         _str_list(u.get("app_roles"), f"{uw}.app_roles"),
                         f"{uw}.app_roles",

@@ -263,6 +263,20 @@ def resource_not_found(resource: str, tenant: str) -> EntraError:
     )
 
 
+def service_principal_missing(resource: str, name: str, tenant: str) -> EntraError:
+    # The wording Entra's redirects carry today; older ones said "…needs access to a
+    # service ("{name}") that your organization "{tenant}" has not subscribed to or
+    # enabled…". See README "Modelling choices".
+    return EntraError(
+        650052,
+        "invalid_client",
+        f"The app is trying to access a service '{resource}'({name}) that your organization "
+        f"'{tenant}' lacks a service principal for. Contact your IT Admin to review the "
+        "configuration of your service subscriptions or consent to the application in order "
+        "to create the required service principal.",
+    )
+
+
 def invalid_grant_code(detail: str) -> EntraError:
     return EntraError(70000, "invalid_grant", detail)
 
@@ -291,6 +305,44 @@ def pkce_mismatch() -> EntraError:
         "invalid_grant",
         "The Code_Verifier does not match the code_challenge supplied in the authorization "
         "request.",
+    )
+
+
+def refresh_token_malformed() -> EntraError:
+    # What Entra answers for a refresh token it cannot read (not one it issued).
+    return EntraError(9002313, "invalid_grant", "Invalid request. Request is malformed or invalid.")
+
+
+def refresh_token_expired(issued: str, inactive_days: int) -> EntraError:
+    return EntraError(
+        700082,
+        "invalid_grant",
+        f"The refresh token has expired due to inactivity. The token was issued on {issued} "
+        f"and was inactive for {inactive_days}.00:00:00.",
+    )
+
+
+def refresh_token_revoked(issued: str, valid_from: str) -> EntraError:
+    return EntraError(
+        50173,
+        "invalid_grant",
+        "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
+        "The user might have changed or reset their password. The grant was issued on "
+        f"'{issued}' and the TokensValidFrom date (before which tokens are not valid) for this "
+        f"user is '{valid_from}'.",
+    )
+
+
+def user_disabled() -> EntraError:
+    return EntraError(50057, "invalid_grant", "The user account is disabled.")
+
+
+def user_not_found(tenant: str) -> EntraError:
+    return EntraError(
+        50034,
+        "invalid_grant",
+        f"The user account {{EUII Hidden}} does not exist in the {tenant} directory. To sign "
+        "into this application, the account must be added to the directory.",
     )
 
 

@@ -13,6 +13,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from markupsafe import Markup
@@ -20,12 +21,12 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from . import errors
-from .catalog import RESOURCES, describe_permission
+from .catalog import RESOURCES, Resource, describe_permission, resource_for_identifier
 from .directory import Application, Tenant, User
 from .errors import EntraError
 from .routing import Route, tenant_from_path
 from .state import AuthorizationCode, SandboxState
-from .sts import resolve_tenant
+from .sts import OIDC_SCOPES, resolve_tenant
 
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 
@@ -174,12 +175,45 @@ def _check_audience(app: Application, tenant: Tenant) -> None:
 # -- admin consent -----------------------------------------------------------------------
 
 
-def _requested_permissions(app: Application, target: Tenant | str) -> Markup:
+@dataclass(frozen=True)
+class _Request:
+    """What an admin consent request asks for. Entra grants application permissions only
+    through `/.default`, which stands for every permission the app registration lists, on
+    every API, whichever resource names it (the v1 endpoint always asks for that); other
+    scopes ask for delegated permissions, which the sandbox lists but does not model."""
+
+    roles: dict[str, list[str]]  # application permissions by resource key
+    delegated: list[str]  # dynamic scopes as requested
+
+    @classmethod
+    def of(cls, app: Application, version: int, scope: str) -> _Request:
+        registered = {key: list(names) for key, names in app.permissions.items() if names}
+        if version == 1:
+            return cls(registered, [])
+        scopes = [s for s in scope.split() if s.lower() not in OIDC_SCOPES]
+        dynamic = [s for s in scopes if not s.endswith("/.default")]
+        return cls(registered if len(dynamic) < len(scopes) else {}, dynamic)
+
+    def resources(self) -> list[str]:
+        """Keys of the known resources asked for, in request order."""
+        keys = list(self.roles)
+        for scope in self.delegated:
+            resource = resource_for_identifier(scope.rpartition("/")[0])
+            if resource is not None and resource.key not in keys:
+                keys.append(resource.key)
+        return keys
+
+
+def _requested_permissions(request: _Request, target: Tenant | str) -> Markup:
+    def missing(key: str) -> Markup | str:
+        if isinstance(target, Tenant) and key not in target.services:
+            return Markup(" — not available in this organization")
+        return ""
+
     items = []
-    for key, names in app.permissions.items():
+    for key, names in request.roles.items():
         resource = RESOURCES[key]
         for name in names:
-            missing = isinstance(target, Tenant) and key not in target.services
             items.append(
                 Markup(
                     "<li data-permission='{key}/{name}'>{text} <span class='muted'>({api}: "
@@ -189,9 +223,17 @@ def _requested_permissions(app: Application, target: Tenant | str) -> Markup:
                     name=name,
                     text=describe_permission(key, name),
                     api=resource.display_name,
-                    missing=Markup(" — not available in this organization") if missing else "",
+                    missing=missing(key),
                 )
             )
+    for scope in request.delegated:
+        resource = resource_for_identifier(scope.rpartition("/")[0])
+        items.append(
+            Markup(
+                "<li data-scope='{scope}'>Delegated permission <code>{scope}</code>"
+                "<span class='muted'>{missing}</span></li>"
+            ).format(scope=scope, missing=missing(resource.key) if resource else "")
+        )
     if not items:
         return Markup("<p>No permissions.</p>")
     return Markup("<ul id='permissions'>{}</ul>").format(Markup("").join(items))
@@ -254,6 +296,7 @@ def _admin_consent(state: SandboxState, request: Request, tenant: str, version: 
             )
         )
     users = _users_for(state, target)
+    asked = _Request.of(app, version, args.get("scope", ""))
 
     if request.method == "POST":
         action = request.form.get("action")
@@ -279,16 +322,26 @@ def _admin_consent(state: SandboxState, request: Request, tenant: str, version: 
             user_tenant, user = found
             try:
                 _check_audience(app, user_tenant)
+                if not user.enabled:
+                    raise errors.user_disabled()
             except EntraError as exc:
                 return _error_page(exc, now)
             if not user.admin:
                 return _need_admin(app, user, now)
-            granted = state.directory.grant_admin_consent(user_tenant.id, app.client_id)
+            missing = [k for k in asked.resources() if k not in user_tenant.services]
+            if missing:
+                return _service_missing(
+                    version, redirect_uri, state_param, user_tenant, RESOURCES[missing[0]], now
+                )
+            granted = state.directory.grant_admin_consent(
+                user_tenant.id, app.client_id, now, asked.roles
+            )
             if version == 1:
                 params = {"tenant": user_tenant.id, "state": state_param, "admin_consent": "True"}
             else:
                 scope = " ".join(
-                    f"{RESOURCES[k].uri}/{n}" for k, names in granted.items() for n in names
+                    [f"{RESOURCES[k].uri}/{n}" for k, names in granted.items() for n in names]
+                    + asked.delegated
                 )
                 params = {
                     "admin_consent": "True",
@@ -298,14 +351,44 @@ def _admin_consent(state: SandboxState, request: Request, tenant: str, version: 
                 }
             return redirect(_with_query(redirect_uri, params))
         return _consent_page(
-            state, app, target, users, status=400, problem="Pick an account of this organization."
+            state,
+            app,
+            asked,
+            target,
+            users,
+            status=400,
+            problem="Pick an account of this organization.",
         )
-    return _consent_page(state, app, target, users)
+    return _consent_page(state, app, asked, target, users)
+
+
+def _service_missing(
+    version: int,
+    redirect_uri: str,
+    state_param: str | None,
+    tenant: Tenant,
+    resource: Resource,
+    now: int,
+) -> Response:
+    """AADSTS650052: the admin's tenant has no service principal for a resource the request
+    covers (the service is not provisioned there), so Entra grants nothing and reports it
+    to the app. Redirect shape: the v2 endpoint's documented error response; the `error`
+    value and the wording are what Entra's redirects have been seen to carry."""
+    error = errors.service_principal_missing(
+        resource.app_ids[0] if resource.app_ids else resource.uri,
+        resource.display_name,
+        tenant.id,
+    )
+    params = {"error": error.error, "error_description": error.body(now)["error_description"]}
+    if version == 2:
+        params = {"admin_consent": "True", "tenant": tenant.id, **params, "state": state_param}
+    return redirect(_with_query(redirect_uri, params))
 
 
 def _consent_page(
     state: SandboxState,
     app: Application,
+    asked: _Request,
     target: Tenant | str,
     users: list[User],
     status: int = 200,
@@ -328,7 +411,7 @@ def _consent_page(
         name=app.name,
         publisher=publisher.name if publisher else "unknown",
         domain=publisher.domain if publisher else app.tenant,
-        permissions=_requested_permissions(app, target),
+        permissions=_requested_permissions(asked, target),
         org=Markup(" (<span id='organization'>{}</span>)").format(target.name)
         if isinstance(target, Tenant)
         else "",
@@ -429,6 +512,8 @@ def authorize(state: SandboxState, request: Request, tenant: str) -> Response:
             user_tenant, user = found
             try:
                 _check_audience(app, user_tenant)
+                if not user.enabled:
+                    raise errors.user_disabled()
             except EntraError as exc:
                 return _error_page(exc, now)
             code = secrets.token_urlsafe(48)
@@ -443,6 +528,7 @@ def authorize(state: SandboxState, request: Request, tenant: str) -> Response:
                     code_challenge=challenge,
                     code_challenge_method=method,
                     expires_at=now + state.setting("auth_code_lifetime"),
+                    issued_at=now,
                 )
             return reply({"code": code, "state": state_param, "session_state": str(uuid.uuid4())})
     body = Markup(

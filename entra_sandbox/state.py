@@ -26,6 +26,19 @@ class AuthorizationCode:
     code_challenge_method: str | None
     expires_at: int
     redeemed: bool = False
+    issued_at: int = 0  # the sign-in's time (STS clock): the refresh grant's auth time
+
+
+@dataclass
+class RefreshGrant:
+    """What a refresh token stands for. Entra's are opaque; so are the sandbox's."""
+
+    client_id: str
+    tenant_id: str
+    user_object_id: str
+    scope: str
+    auth_time: int  # the sign-in the grant descends from (STS clock)
+    expires_at: int  # inactivity expiry; each use issues a new token with a new one
 
 
 @dataclass
@@ -44,6 +57,8 @@ class SandboxState:
     counters: Counters = field(default_factory=Counters)
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     codes_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Refresh tokens, like codes, live in memory only (under codes_lock).
+    refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     tokens: TokenIssuer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,13 +92,15 @@ class SandboxState:
 
     def reset(self) -> None:
         """Back to the scenario's initial directory, no faults, no clock skew, no pending
-        authorization codes. Counters and the issued-token log are kept. The directory is
-        replaced in place, so its change hook saves the reset directory too."""
+        authorization codes or refresh tokens. Counters and the issued-token log are kept.
+        The directory is replaced in place, so its change hook saves the reset directory
+        too."""
         self.directory.replace(load_directory(self.scenario))
         self.faults.clear()
         self.clock.skew_seconds = 0
         with self.codes_lock:
             self.codes.clear()
+            self.refresh_tokens.clear()
 
     def setting(self, name: str) -> int:
         return self.directory.settings[name]

@@ -1,5 +1,6 @@
 """The security token service: OIDC discovery, JWKS, instance discovery and the token
-endpoint (client credentials with a federated assertion; authorization code + PKCE)."""
+endpoint (client credentials with a federated assertion; authorization code + PKCE; refresh
+token)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,11 +20,11 @@ from werkzeug.wrappers import Request, Response
 
 from . import errors
 from .catalog import TOKEN_EXCHANGE_APP_ID, TOKEN_EXCHANGE_AUDIENCE, resource_for_identifier
-from .directory import TENANT_ALIASES, Application, Tenant
+from .directory import TENANT_ALIASES, Application, Tenant, User
 from .errors import json_response
 from .keys import b64url, parse_jwt
 from .routing import Route, read_form, tenant_from_path
-from .state import SandboxState
+from .state import RefreshGrant, SandboxState
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
@@ -227,6 +229,8 @@ def token(state: SandboxState, request: Request, tenant: str) -> Response:
         return _client_credentials(state, form, target)
     if grant_type == "authorization_code":
         return _authorization_code(state, form, target)
+    if grant_type == "refresh_token":
+        return _refresh_token(state, form, target)
     raise errors.unsupported_grant_type(grant_type)
 
 
@@ -243,7 +247,7 @@ def _client_credentials(
     app = _authenticate_client(state, form, target)
     with directory.lock:
         sp = target.service_principals.get(app.client_id)
-        if sp is None:
+        if sp is None or directory.propagating(target, sp, state.clock.now()):
             raise errors.application_not_found(app.client_id, target.name)
         if not sp.enabled or not app.enabled:
             raise errors.application_disabled(app.client_id, app.name)
@@ -411,24 +415,108 @@ def _authorization_code(
         user = tenant.user(grant.user_upn) if tenant else None
         if tenant is None or user is None:
             raise errors.invalid_grant_code("The user of this authorization code no longer exists.")
-        audience, scp = _delegated_audience(app, grant.scope)
-        lifetime = state.setting("access_token_lifetime")
-        access_token = state.tokens.user_access_token(tenant, app, user, audience, scp, lifetime)
-        id_token = state.tokens.id_token(
-            tenant, app, user, grant.nonce, state.setting("id_token_lifetime")
+        if not user.enabled:
+            raise errors.user_disabled()
+        return _user_tokens(
+            state, form, app, tenant, user, grant.scope, grant.nonce, grant.issued_at
         )
+
+
+def _user_tokens(
+    state: SandboxState,
+    form: dict[str, str],
+    app: Application,
+    tenant: Tenant,
+    user: User,
+    scope: str,
+    nonce: str | None,
+    auth_time: int,
+    id_token: bool = True,
+) -> Response:
+    """The token response of a user grant: a delegated access token, the id token, and a
+    refresh token when `offline_access` was asked for (msal always asks)."""
+    audience, scp = _delegated_audience(app, scope)
+    lifetime = state.setting("access_token_lifetime")
     body: dict[str, Any] = {
         "token_type": "Bearer",
-        "scope": " ".join(sorted(set(grant.scope.split()) - {"offline_access"})),
+        "scope": " ".join(sorted(set(scope.split()) - {"offline_access"})),
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
-        "access_token": access_token,
-        "id_token": id_token,
+        "access_token": state.tokens.user_access_token(tenant, app, user, audience, scp, lifetime),
     }
+    if id_token:
+        body["id_token"] = state.tokens.id_token(
+            tenant, app, user, nonce, state.setting("id_token_lifetime")
+        )
+    if "offline_access" in scope.split():
+        refresh_token = state.tokens.record(secrets.token_urlsafe(96))
+        with state.codes_lock:
+            state.refresh_tokens[refresh_token] = RefreshGrant(
+                client_id=app.client_id,
+                tenant_id=tenant.id,
+                user_object_id=user.object_id,
+                scope=scope,
+                auth_time=auth_time,
+                expires_at=state.clock.now() + state.setting("refresh_token_lifetime"),
+            )
+        body["refresh_token"] = refresh_token
     if form.get("client_info") == "1":
         info = json.dumps({"uid": user.object_id, "utid": tenant.id}).encode()
         body["client_info"] = b64url(info)
     return json_response(body)
+
+
+def _refresh_token(state: SandboxState, form: dict[str, str], target: Tenant | str) -> Response:
+    """grant_type=refresh_token. The presented token stays valid (Entra does not revoke a
+    refresh token when it is used); the answer carries a new one."""
+    for name in ("client_id", "refresh_token"):
+        if not form.get(name):
+            raise errors.missing_parameter(name)
+    app = _authenticate_client(state, form, target)
+    now = state.clock.now()
+    with state.codes_lock:
+        grant = state.refresh_tokens.get(form["refresh_token"])
+    if grant is None:
+        raise errors.refresh_token_malformed()
+    if grant.client_id != app.client_id:
+        raise errors.invalid_grant_code(
+            "The provided value for the 'refresh_token' parameter is not valid. The refresh "
+            "token was issued to a different client."
+        )
+    if isinstance(target, Tenant) and target.id != grant.tenant_id:
+        raise errors.invalid_grant_code(
+            "The provided value for the 'refresh_token' parameter is not valid. The refresh "
+            "token was issued for a different tenant."
+        )
+    if now > grant.expires_at:
+        idle = grant.expires_at - state.setting("refresh_token_lifetime")
+        raise errors.refresh_token_expired(_fmt_time(grant.auth_time), (now - idle) // 86400)
+    with state.directory.lock:
+        tenant = state.directory.tenants.get(grant.tenant_id)
+        if tenant is None:
+            raise errors.invalid_tenant(grant.tenant_id)
+        user = next((u for u in tenant.users if u.object_id == grant.user_object_id), None)
+        if user is None:
+            raise errors.user_not_found(tenant.id)
+        if not user.enabled:
+            raise errors.user_disabled()
+        if grant.auth_time < user.tokens_valid_from:
+            raise errors.refresh_token_revoked(
+                _fmt_time(grant.auth_time), _fmt_time(user.tokens_valid_from)
+            )
+        scope = form.get("scope") or grant.scope
+        # Entra answers a refresh with an id token when openid is among the scopes.
+        return _user_tokens(
+            state,
+            form,
+            app,
+            tenant,
+            user,
+            scope,
+            None,
+            grant.auth_time,
+            id_token="openid" in scope.split(),
+        )
 
 
 def _pkce_ok(challenge: str, method: str | None, verifier: str) -> bool:

@@ -60,7 +60,10 @@ class TokenIssuer:
             return list(self._issued)
 
     def _sign(self, claims: dict[str, Any]) -> str:
-        token = self.key.sign(claims)
+        return self.record(self.key.sign(claims))
+
+    def record(self, token: str) -> str:
+        """Log an issued token (JWT or opaque refresh token) for `issued()`."""
         with self._lock:
             self._issued.append(token)
         return token

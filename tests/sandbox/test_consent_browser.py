@@ -20,6 +20,7 @@ from .demo import (
     GRAPH,
     NORTHWIND,
     PORTAL_APP,
+    TAILSPIN,
     claims,
     client_credentials,
     token_request,
@@ -62,13 +63,13 @@ def callback_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
         server.server_close()
 
 
-def _consent_page(sb, browser, redirect_uri: str):
+def _consent_page(sb, browser, redirect_uri: str, tenant: str = NORTHWIND):
     sb.control.update_application(PORTAL_APP, redirect_uris=[redirect_uri])
     query = urlencode(
         {"client_id": PORTAL_APP, "scope": GRAPH, "redirect_uri": redirect_uri, "state": "st-1"}
     )
     page = browser.new_page()
-    page.goto(f"{sb.login_url}/{NORTHWIND}/v2.0/adminconsent?{query}")
+    page.goto(f"{sb.login_url}/{tenant}/v2.0/adminconsent?{query}")
     return page
 
 
@@ -103,6 +104,26 @@ def test_it_returns_a_cancel_to_the_app_in_a_browser(sb, chromium, callback_serv
     assert hits[0]["error"] == "consent_required"
     assert hits[0]["error_description"].startswith("AADSTS65004: ")
     assert hits[0]["state"] == "st-1"
+    page.close()
+
+
+def test_it_returns_a_consent_refused_for_a_missing_service_in_a_browser(
+    sb, chromium, callback_server
+):
+    redirect_uri, hits = callback_server
+    page = _consent_page(sb, chromium, redirect_uri, tenant=TAILSPIN)
+    page.select_option("select[name=user]", label="admin@tailspin.example")
+    page.get_by_role("button", name="Accept").click()
+    page.wait_for_selector("#landed")
+    [hit] = hits
+    assert set(hit) == {"admin_consent", "tenant", "error", "error_description", "state"}
+    assert (hit["admin_consent"], hit["tenant"], hit["error"], hit["state"]) == (
+        "True",
+        TAILSPIN,
+        "invalid_client",
+        "st-1",
+    )
+    assert hit["error_description"].startswith("AADSTS650052: The app is trying to access")
     page.close()
 
 

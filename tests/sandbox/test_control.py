@@ -233,6 +233,42 @@ def test_it_updates_an_application(sb):
         sb.control.update_application(PORTAL_APP, secret="nope")
 
 
+def _user(sb, upn: str) -> dict:
+    users = [u for t in sb.control.directory()["tenants"] for u in t["users"]]
+    return next(u for u in users if u["upn"] == upn)
+
+
+def test_it_updates_a_user_by_upn_or_object_id(sb):
+    upn = "operator@fabrikam-mssp.example"
+    changed = sb.control.update_user(upn, app_roles=[f"{PORTAL_APP}/Portal.Admin"])
+    assert (changed["tenant"], changed["app_roles"]) == (HOME, [f"{PORTAL_APP}/Portal.Admin"])
+    sb.control.update_user(changed["object_id"], enabled=False)
+    assert _user(sb, upn)["enabled"] is False
+    assert _user(sb, upn)["app_roles"] == [f"{PORTAL_APP}/Portal.Admin"]
+
+
+@pytest.mark.parametrize(
+    ("user", "fields", "status"),
+    [
+        ("nobody@fabrikam-mssp.example", {"enabled": False}, 404),
+        ("operator@fabrikam-mssp.example", {"password": "x"}, 400),
+        ("operator@fabrikam-mssp.example", {"enabled": "no"}, 400),
+        ("operator@fabrikam-mssp.example", {"app_roles": "Portal.Admin"}, 400),
+        (
+            "operator@fabrikam-mssp.example",
+            {"enabled": False, "app_roles": ["99999999-9999-4999-8999-999999999999/X"]},
+            400,
+        ),
+    ],
+)
+def test_it_refuses_a_bad_user_change_and_changes_nothing(sb, user, fields, status):
+    before = sb.control.directory()
+    with pytest.raises(ControlError) as info:
+        sb.control.update_user(user, **fields)
+    assert info.value.status == status
+    assert sb.control.directory() == before
+
+
 def test_it_lists_every_issued_token(sb):
     assertion = mi_token(sb)
     token = token_request(sb, HOME, client_credentials(sb, HOME)).json()["access_token"]

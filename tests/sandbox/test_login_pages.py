@@ -84,12 +84,85 @@ def test_it_grants_admin_consent_and_redirects_like_entra(sb):
     assert sb.control.counters()["by_kind"]["consent"] == 1
 
 
-def test_it_grants_only_what_the_tenant_provisions(sb):
-    params = redirected(
-        submit(sb, consent_url(sb, TAILSPIN), user="admin@tailspin.example", action="accept")
+DEFENDER_APP_ID = "8ee8fdad-f234-4243-8f3b-15c294843740"
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "https://graph.microsoft.com/.default",
+        # Naming another resource's .default changes nothing: it stands for the whole
+        # registration, so the app asks for Defender whatever the scope says.
+        "https://management.azure.com/.default openid",
+    ],
+)
+def test_it_refuses_the_whole_consent_when_a_requested_service_is_missing(sb, scope):
+    # Tailspin has no Defender licence: no service principal for Defender XDR or MDE.
+    url = consent_url(sb, TAILSPIN, scope=scope)
+    page = https(sb).get(url, timeout=10)
+    assert page.text.count("not available in this organization") == 2
+    params = redirected(submit(sb, url, user="admin@tailspin.example", action="accept"))
+    assert set(params) == {"admin_consent", "tenant", "error", "error_description", "state"}
+    assert (params["admin_consent"], params["tenant"], params["state"]) == (
+        "True",
+        TAILSPIN,
+        "s-123",
     )
+    assert params["error"] == "invalid_client"
+    first_line = params["error_description"].split("\r\n")[0]
+    assert first_line == (
+        f"AADSTS650052: The app is trying to access a service '{DEFENDER_APP_ID}'(Microsoft "
+        f"Threat Protection (Defender XDR)) that your organization '{TAILSPIN}' lacks a "
+        "service principal for. Contact your IT Admin to review the configuration of your "
+        "service subscriptions or consent to the application in order to create the required "
+        "service principal."
+    )
+    assert "Trace ID: " in params["error_description"]
+    # Nothing is granted, not even the Graph permission the tenant could have granted.
+    assert service_principal(sb, TAILSPIN) is None
+    response = token_request(sb, TAILSPIN, client_credentials(sb, TAILSPIN))
+    assert response.json()["error_codes"] == [700016]
+
+
+def test_it_refuses_a_missing_service_on_the_v1_endpoint_in_v1_shape(sb):
+    url = consent_url(sb, TAILSPIN, version=1)
+    params = redirected(submit(sb, url, user="admin@tailspin.example", action="accept"))
+    assert set(params) == {"error", "error_description"}
+    assert params["error"] == "invalid_client"
+    assert params["error_description"].startswith("AADSTS650052: ")
+    assert service_principal(sb, TAILSPIN) is None
+
+
+def test_it_grants_the_registration_once_the_service_is_dropped_from_it(sb):
+    # What an MSSP can do for a customer without Defender: an app (here the same one,
+    # changed) that does not ask for it.
+    sb.control.update_application(PORTAL_APP, permissions={"graph": ["Organization.Read.All"]})
+    url = consent_url(sb, TAILSPIN)
+    params = redirected(submit(sb, url, user="admin@tailspin.example", action="accept"))
     assert params["scope"] == "https://graph.microsoft.com/Organization.Read.All"
     assert service_principal(sb, TAILSPIN)["roles"] == {"graph": ["Organization.Read.All"]}
+
+
+def test_it_grants_no_application_permission_for_dynamic_scopes(sb):
+    # Application permissions come only through /.default; a named permission is a
+    # delegated one, which gives an app-only token no role.
+    scope = "https://graph.microsoft.com/Organization.Read.All"
+    url = consent_url(sb, NORTHWIND, scope=scope)
+    assert "Delegated permission" in https(sb).get(url, timeout=10).text
+    params = redirected(submit(sb, url, user="admin@northwind.example", action="accept"))
+    assert (params["admin_consent"], params["scope"]) == ("True", scope)
+    assert service_principal(sb, NORTHWIND)["roles"] == {}
+    token = token_request(sb, NORTHWIND, client_credentials(sb, NORTHWIND)).json()["access_token"]
+    assert "roles" not in claims(token)
+
+
+def test_it_refuses_a_dynamic_scope_on_a_missing_service(sb):
+    url = consent_url(sb, TAILSPIN, scope="https://api.securitycenter.microsoft.com/Ti.Read.All")
+    params = redirected(submit(sb, url, user="admin@tailspin.example", action="accept"))
+    assert params["error_description"].startswith(
+        "AADSTS650052: The app is trying to access a service "
+        "'fc780465-2017-40d4-a0c5-307022471b92'(WindowsDefenderATP (Defender for Endpoint))"
+    )
 
 
 def test_it_offers_every_tenant_under_organizations(sb):

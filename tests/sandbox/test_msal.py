@@ -4,13 +4,27 @@ client assertion, and staff sign-in with authorization code + PKCE."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import msal
 import pytest
 import requests
 
-from .demo import GRAPH, HOME, NORTHWIND, PORTAL_APP, claims, consent, https, mi_token
+from entra_sandbox.directory import read_scenario
+from entra_sandbox.testing import run_sandbox
+
+from .demo import (
+    DEMO_SCENARIO,
+    GRAPH,
+    HOME,
+    NORTHWIND,
+    PORTAL_APP,
+    claims,
+    consent,
+    https,
+    mi_token,
+)
 
 CALLBACK = "http://localhost:8000/accounts/callback/"
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
@@ -164,3 +178,108 @@ def test_it_answers_form_post_with_a_self_submitting_form(sb):
     assert set(fields) == {"code", "state", "session_state"}
     result = app.acquire_token_by_auth_code_flow(flow, fields)
     assert result["id_token_claims"]["roles"] == ["Portal.Admin"]
+
+
+# --- refresh tokens -------------------------------------------------------------------------
+
+OPERATOR = "operator@fabrikam-mssp.example"
+
+
+def _signed_in(sb, app: msal.ConfidentialClientApplication | None = None, upn: str = OPERATOR):
+    app = app or msal_app(sb)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=CALLBACK)
+    result = app.acquire_token_by_auth_code_flow(flow, sign_in(sb, flow, upn))
+    assert "error" not in result, result
+    return app, result
+
+
+def _refresh(sb, refresh_token: str, tenant: str = HOME) -> requests.Response:
+    return https(sb).post(
+        f"{sb.authority}/{tenant}/oauth2/v2.0/token",
+        data={
+            "client_id": PORTAL_APP,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "scope": "openid offline_access User.Read",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": mi_token(sb),
+        },
+        timeout=10,
+    )
+
+
+def test_it_issues_a_refresh_token_that_msal_redeems(sb):
+    app, result = _signed_in(sb)
+    assert result["refresh_token"]  # msal asks for offline_access by default
+    [account] = app.get_accounts()
+    refreshed = app.acquire_token_silent_with_error(["User.Read"], account, force_refresh=True)
+    assert refreshed and "error" not in refreshed, refreshed
+    assert refreshed["access_token"] != result["access_token"]
+    assert claims(refreshed["access_token"])["upn"] == OPERATOR
+    assert refreshed["id_token_claims"]["roles"] == ["Portal.Operator"]
+    assert sb.control.counters()["by_kind"]["token"] == 2
+    assert refreshed["refresh_token"] in sb.control.issued_tokens()
+
+
+def test_it_issues_no_refresh_token_without_offline_access(sb):
+    app = msal.ConfidentialClientApplication(
+        PORTAL_APP,
+        client_credential={"client_assertion": lambda: mi_token(sb)},
+        authority=f"{sb.authority}/{HOME}",
+        instance_discovery=False,
+        http_client=https(sb),
+        exclude_scopes=["offline_access"],  # what the portal does
+    )
+    _, result = _signed_in(sb, app)
+    assert "refresh_token" not in result
+    assert "offline_access" not in result["scope"]
+
+
+def test_it_keeps_a_used_refresh_token_valid_and_binds_it_to_its_tenant(sb):
+    _, result = _signed_in(sb)
+    first = _refresh(sb, result["refresh_token"])
+    again = _refresh(sb, result["refresh_token"])
+    assert first.status_code == again.status_code == 200
+    assert first.json()["refresh_token"] != result["refresh_token"]
+    elsewhere = _refresh(sb, result["refresh_token"], tenant=NORTHWIND)
+    assert (elsewhere.json()["error"], elsewhere.json()["error_codes"]) == (
+        "invalid_grant",
+        [70000],
+    )
+    bogus = _refresh(sb, "not-a-refresh-token")
+    assert (bogus.json()["error"], bogus.json()["error_codes"]) == ("invalid_grant", [9002313])
+
+
+@pytest.mark.parametrize(("change", "code"), [("revoke", 50173), ("disable", 50057)])
+def test_it_refuses_a_refresh_after_revocation_or_disabling(sb, change, code):
+    app, _ = _signed_in(sb)
+    if change == "revoke":
+        # Revocation covers grants older than its time: move the clock past the sign-in.
+        sb.control.set_clock_skew(5)
+        assert sb.control.revoke_sessions(OPERATOR)["tokens_valid_from"] > 0
+    else:
+        assert sb.control.update_user(OPERATOR, enabled=False)["enabled"] is False
+    [account] = app.get_accounts()
+    refused = app.acquire_token_silent_with_error(["User.Read"], account, force_refresh=True)
+    assert refused["error"] == "invalid_grant"
+    assert refused["error_codes"] == [code]
+
+
+def test_it_lets_a_disabled_user_sign_in_no_more(sb):
+    sb.control.update_user(OPERATOR, enabled=False)
+    flow = msal_app(sb).initiate_auth_code_flow([], redirect_uri=CALLBACK)
+    page = https(sb).post(
+        flow["auth_uri"], data={"user": OPERATOR}, allow_redirects=False, timeout=10
+    )
+    assert page.status_code == 400
+    assert "AADSTS50057" in page.text
+
+
+def test_it_expires_an_unused_refresh_token():
+    scenario = read_scenario(DEMO_SCENARIO)
+    scenario.setdefault("settings", {})["refresh_token_lifetime"] = 1
+    with run_sandbox(scenario) as sb:
+        _, result = _signed_in(sb)
+        time.sleep(2.1)
+        expired = _refresh(sb, result["refresh_token"])
+    assert (expired.json()["error"], expired.json()["error_codes"]) == ("invalid_grant", [700082])
