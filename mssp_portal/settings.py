@@ -153,6 +153,10 @@ VERIFY_HTTP_TIMEOUT = env.float("VERIFY_HTTP_TIMEOUT", default=10.0)
 VERIFY_RETRIES = env.int("VERIFY_RETRIES", default=3)
 VERIFY_RETRY_BASE_DELAY = env.float("VERIFY_RETRY_BASE_DELAY", default=1.0)
 VERIFY_RETRY_MAX_DELAY = env.float("VERIFY_RETRY_MAX_DELAY", default=30.0)
+# Right after admin consent Entra can answer "app not found" (AADSTS700016, 65001, 7000229)
+# for a while: within this many seconds of a recorded consent, a verification waits and
+# asks again instead of reporting "no access".
+CONSENT_PROPAGATION_GRACE = env.int("CONSENT_PROPAGATION_GRACE", default=180)
 VERIFY_STALE_INTERVAL = env.int("VERIFY_STALE_INTERVAL", default=900)
 # `manage.py run_scheduler`: seconds between ticks; verifications per worker task.
 VERIFY_SCHEDULER_TICK = env.int("VERIFY_SCHEDULER_TICK", default=60)

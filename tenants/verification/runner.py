@@ -14,7 +14,8 @@ thread for a bounded time, not the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,6 +38,9 @@ logger = logging.getLogger("mssp_portal.verification")
 
 Outcome = Verification.Outcome
 ASSERTION_TIME_INVALID = 700024
+# What Entra answers while a new consent propagates: the app is not (yet) in the tenant.
+CONSENT_NOT_YET_THERE = frozenset({700016, 65001, 7000229})
+PROPAGATING = "consent_propagating"
 
 
 class LeaseLost(Exception):
@@ -205,7 +209,9 @@ def check(verification: Verification) -> Result:
             if stop is not None:
                 results[requirement.resource] = _skipped(requirement)
                 continue
-            result, outcome = _check_resource(requirement, tenant, cloud, exchange, policy)
+            result, outcome = _check_resource(
+                requirement, tenant, cloud, exchange, policy, lambda: _waiting(verification)
+            )
             results[requirement.resource] = result
             found = (outcome, result["diagnosis"], result["error_code"] or _probe_code(result))
             if classify.is_definitive_stop(outcome):
@@ -248,8 +254,10 @@ def _check_resource(
     cloud: clouds.Cloud,
     exchange: Exchange,
     policy: retry.Policy,
+    waiting: Callable[[], None] = lambda: None,
 ) -> tuple[dict[str, Any], str]:
-    """One resource: token, tid, roles, probe. Returns (result, outcome)."""
+    """One resource: token, tid, roles, probe. Returns (result, outcome). `waiting` is
+    called before each wait for a consent that is still propagating."""
     result = _skipped(requirement)
     resource = cloud.resources.get(requirement.resource)
     if resource is None:
@@ -263,6 +271,8 @@ def _check_resource(
         identity.forget_assertion()
         answer, more = retry.run(lambda: exchange.request(resource.scope), policy)
         retries += 1 + more
+    answer, more = _await_consent(answer, tenant, lambda: exchange.request(resource.scope), waiting)
+    retries += more
     result.update(
         token="ok" if answer.ok else "failed",
         error=answer.error,
@@ -316,6 +326,45 @@ def _check_resource(
     )
     result["diagnosis"] = key
     return result, outcome
+
+
+def _await_consent(
+    answer: TokenAnswer,
+    tenant: Tenant,
+    ask: Callable[[], TokenAnswer],
+    waiting: Callable[[], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[TokenAnswer, int]:
+    """Within CONSENT_PROPAGATION_GRACE of the tenant's recorded consent, and before any
+    check has reached a verdict since, "the app is not in this tenant" means Microsoft is
+    still applying the consent: ask again, waiting 1, 2, 4… (at most 10) seconds, until the
+    answer changes or the window would end. Otherwise the answer stands (a consent revoked
+    after onboarding is "no access" at once)."""
+    reported = (
+        tenant.consent_reported_at if tenant.status == Tenant.Status.CONSENT_REPORTED else None
+    )
+    grace = timedelta(seconds=settings.CONSENT_PROPAGATION_GRACE)
+    delay, asked = 1.0, 0
+    while (
+        not answer.ok
+        and answer.code in CONSENT_NOT_YET_THERE
+        and reported is not None
+        and timezone.now() + timedelta(seconds=delay) < reported + grace
+    ):
+        waiting()
+        sleep(delay)
+        answer = ask()
+        asked += 1
+        delay = min(delay * 2, 10.0)
+    return answer, asked
+
+
+def _waiting(verification: Verification) -> None:
+    # Say so on the running verification (the landing page shows it) and keep the lease.
+    if verification.diagnosis != PROPAGATING:
+        _holding(verification).update(diagnosis=PROPAGATING)
+        verification.diagnosis = PROPAGATING
+    _renew_lease(verification)
 
 
 def token_failure(answer: TokenAnswer) -> tuple[str, str]:
