@@ -45,6 +45,10 @@ RESOURCES: dict[str, Resource] = {
                 "User.Read.All": "Read all users' full profiles",
                 "AuditLog.Read.All": "Read all audit log data",
                 "SecurityEvents.Read.All": "Read your organization's security events",
+                "Application.Read.All": "Read all applications",
+                "GroupMember.Read.All": "Read all group memberships",
+                "AppRoleAssignment.ReadWrite.All": "Manage app permission grants and app role "
+                "assignments",
             },
         ),
         Resource(

@@ -67,7 +67,7 @@ def _tenant_id(state: SandboxState, ref: str) -> str:
 
 def _add_fault(state: SandboxState, request: Request) -> dict[str, Any]:
     body = _json_body(request)
-    allowed = {"target", "tenant", "latency_ms", "status", "retry_after", "hang", "count"}
+    allowed = {"target", "tenant", "latency_ms", "status", "retry_after", "hang", "count", "tid"}
     unknown = set(body) - allowed
     if unknown:
         raise ControlError(400, f"unknown fault fields {sorted(unknown)}")
@@ -289,7 +289,7 @@ class ControlClient:
         return self._call("POST", "/consent-propagation", body)
 
     def update_user(self, user: str, **fields: Any) -> dict[str, Any]:
-        """Change a user (object id or UPN): `app_roles`, `enabled`."""
+        """Change a user (object id or UPN): `app_roles`, `groups`, `enabled`."""
         return self._call("PATCH", f"/users/{user}", fields)
 
     def revoke_sessions(self, user: str) -> dict[str, Any]:

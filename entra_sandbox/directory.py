@@ -37,6 +37,10 @@ DEFAULT_SETTINGS: dict[str, int] = {
 # Settings that may be 0; the others must be positive.
 _ZERO_ALLOWED = {"consent_propagation_seconds"}
 
+# The application manifest's groupMembershipClaims values the sandbox models: which groups
+# a sign-in's id token names (all sandbox groups are security groups).
+GROUP_CLAIMS = ("None", "SecurityGroup", "All")
+
 # Entra leaves the error-lookup page for `organizations`/`common`, so they are never tenants.
 TENANT_ALIASES = ("organizations", "common", "consumers")
 
@@ -58,10 +62,19 @@ class User:
     # Graph's signInSessionsValidFromDateTime (STS clock, epoch seconds): refresh tokens of
     # sign-ins before it are revoked.
     tokens_valid_from: int = 0
+    # Object ids of the (security) groups the user is a member of, nested ones included:
+    # what the `groups` claim and Graph's membership checks report.
+    groups: list[str] = field(default_factory=list)
 
     def roles_for(self, client_id: str) -> list[str]:
         prefix = client_id.lower() + "/"
         return [r.split("/", 1)[1] for r in self.app_roles if r.lower().startswith(prefix)]
+
+
+@dataclass
+class Group:
+    id: str
+    name: str
 
 
 @dataclass
@@ -99,6 +112,12 @@ class Tenant:
     service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)
     # Overrides the directory's consent_propagation_seconds for this tenant.
     consent_propagation_seconds: int | None = None
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def add_groups(self, ids: list[str]) -> None:
+        """Make sure these groups exist; one not declared is named by its id."""
+        for gid in ids:
+            self.groups.setdefault(gid, Group(gid, gid))
 
     @property
     def initial_domain(self) -> str:
@@ -137,6 +156,7 @@ class Application:
     app_roles: list[str] = field(default_factory=list)
     enabled: bool = True
     federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    group_membership_claims: str = "None"  # one of GROUP_CLAIMS
 
 
 def _guid(value: Any, where: str) -> str:
@@ -349,14 +369,19 @@ class Directory:
 
     def update_user(self, ref: str, fields: Mapping[str, Any]) -> User:
         """Change a user as an administrator would: `app_roles` ("<client id>/<role>"
-        entries, replacing the user's), `enabled`. Checked before anything changes."""
-        allowed = {"app_roles", "enabled"}
+        entries, replacing the user's), `groups` (group object ids, replacing the user's
+        memberships; groups not in the tenant yet are created), `enabled`. Checked before
+        anything changes."""
+        allowed = {"app_roles", "groups", "enabled"}
         unknown = set(fields) - allowed
         if unknown:
             raise ScenarioError(f"cannot update user fields {sorted(unknown)}")
         with self._change():
-            _, user = self.find_user(ref)
+            tenant, user = self.find_user(ref)
             where = f"users[{user.upn}]"
+            groups = user.groups
+            if "groups" in fields:
+                groups = _group_refs(fields["groups"], f"{where}.groups")
             app_roles = user.app_roles
             if "app_roles" in fields:
                 app_roles = _app_role_refs(
@@ -369,7 +394,8 @@ class Directory:
                 if not isinstance(fields["enabled"], bool):
                     raise ScenarioError(f"{where}.enabled: expected true or false")
                 enabled = fields["enabled"]
-            user.app_roles, user.enabled = app_roles, enabled
+            tenant.add_groups(groups)
+            user.app_roles, user.enabled, user.groups = app_roles, enabled, groups
             return user
 
     def revoke_sessions(self, ref: str, now: int) -> User:
@@ -384,7 +410,14 @@ class Directory:
             self.tenants.pop(self._require_tenant(tenant_id).id)
 
     def update_application(self, client_id: str, fields: Mapping[str, Any]) -> Application:
-        allowed = {"redirect_uris", "permissions", "federated_credentials", "enabled", "name"}
+        allowed = {
+            "redirect_uris",
+            "permissions",
+            "federated_credentials",
+            "enabled",
+            "name",
+            "group_membership_claims",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ScenarioError(f"cannot update application fields {sorted(unknown)}")
@@ -406,6 +439,10 @@ class Directory:
                 app.enabled = bool(fields["enabled"])
             if "name" in fields:
                 app.name = str(fields["name"])
+            if "group_membership_claims" in fields:
+                app.group_membership_claims = _group_claims(
+                    fields["group_membership_claims"], where
+                )
             return app
 
     def _require_tenant(self, tenant_id: str) -> Tenant:
@@ -433,6 +470,7 @@ class Directory:
                             copy.deepcopy(vars(sp)) for sp in t.service_principals.values()
                         ],
                         "consent_propagation_seconds": t.consent_propagation_seconds,
+                        "groups": [vars(g).copy() for g in t.groups.values()],
                     }
                     for t in self.tenants.values()
                 ],
@@ -467,6 +505,8 @@ class Directory:
                 subscriptions=[Subscription(**s) for s in raw["subscriptions"]],
                 consent_propagation_seconds=raw.get("consent_propagation_seconds"),
             )
+            for group in raw.get("groups", []):
+                tenant.groups[group["id"]] = Group(**group)
             for sp in (ServicePrincipal(**sp) for sp in raw["service_principals"]):
                 tenant.service_principals[sp.application] = sp
             directory.tenants[tenant.id] = tenant
@@ -535,6 +575,19 @@ def _federated_credential(raw: Mapping[str, Any], where: str) -> FederatedCreden
     )
 
 
+def _group_refs(value: Any, where: str) -> list[str]:
+    ids = [_guid(v, where) for v in _str_list(value, where)]
+    return list(dict.fromkeys(ids))  # a membership is listed once
+
+
+def _group_claims(value: Any, where: str) -> str:
+    if value not in GROUP_CLAIMS:
+        raise ScenarioError(
+            f"{where}.group_membership_claims: expected one of {', '.join(GROUP_CLAIMS)}"
+        )
+    return str(value)
+
+
 def _app_role_refs(refs: list[str], where: str, known_apps: set[str]) -> list[str]:
     out = []
     for ref in refs:
@@ -580,6 +633,12 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
             if s not in RESOURCES:
                 raise ScenarioError(f"{where}.services: unknown service {s!r}")
         tenant = Tenant(tid, str(raw.get("name", domain)), domain.lower(), services)
+        for j, g in enumerate(raw.get("groups", []) or []):
+            gw = f"{where}.groups[{j}]"
+            gid = _guid(g.get("id"), f"{gw}.id")
+            if gid in tenant.groups:
+                raise ScenarioError(f"{gw}: duplicate group id {gid}")
+            tenant.groups[gid] = Group(gid, str(g.get("name", gid)))
         if "consent_propagation_seconds" in raw:
             delay = raw["consent_propagation_seconds"]
             if not isinstance(delay, int) or isinstance(delay, bool) or delay < 0:
@@ -606,8 +665,10 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
                         f"{uw}.app_roles",
                         known_apps,
                     ),
+                    groups=_group_refs(u.get("groups"), f"{uw}.groups"),
                 )
             )
+            tenant.add_groups(tenant.users[-1].groups)
         for j, s in enumerate(raw.get("subscriptions", []) or []):
             sw = f"{where}.subscriptions[{j}]"
             tenant.subscriptions.append(
@@ -663,6 +724,9 @@ def load_directory(scenario: str | Path | Mapping[str, Any]) -> Directory:
             permissions=_permissions(raw.get("permissions"), where),
             app_roles=_str_list(raw.get("app_roles"), f"{where}.app_roles"),
             enabled=bool(raw.get("enabled", True)),
+            group_membership_claims=_group_claims(
+                raw.get("group_membership_claims", "None"), where
+            ),
             federated_credentials=[
                 _federated_credential(f, f"{where}.federated_credentials[{j}]")
                 for j, f in enumerate(raw.get("federated_credentials", []) or [])

@@ -55,6 +55,14 @@ class EntraError(Exception):
         )
 
 
+class ProbeError(Exception):
+    """An error of a resource API (Graph, Defender, …), in that API's own shape."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = Response(
         json.dumps(data), status=status, mimetype="application/json", headers=headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,9 @@ class Fault:
     retry_after: int | None = None
     hang: bool = False
     count: int | None = None
+    # The token endpoint answers normally but its tokens name this tenant (`tid`, `iss`),
+    # as a mix-up would: what a client's check of `tid` must catch.
+    tid: str | None = None
 
     def matches(self, kind: str, tenant: str | None) -> bool:
         if self.target not in ("*", kind):
@@ -79,6 +83,7 @@ class FaultEffect:
     status: int | None = None
     retry_after: int | None = None
     hang: bool = False
+    tid: str | None = None
 
 
 class Faults:
@@ -98,6 +103,7 @@ class Faults:
         retry_after: int | None = None,
         hang: bool = False,
         count: int | None = None,
+        tid: str | None = None,
     ) -> Fault:
         if target not in FAULT_TARGETS:
             raise ValueError(f"unknown fault target {target!r}; one of {', '.join(FAULT_TARGETS)}")
@@ -105,8 +111,13 @@ class Faults:
             raise ValueError("status must be an HTTP error status (400-599)")
         if count is not None and int(count) < 1:
             raise ValueError("count must be at least 1")
-        if not (latency_ms or status or hang):
-            raise ValueError("a fault needs latency_ms, status or hang")
+        if tid is not None:
+            try:
+                tid = str(uuid.UUID(str(tid)))
+            except ValueError:
+                raise ValueError("tid must be a tenant GUID") from None
+        if not (latency_ms or status or hang or tid):
+            raise ValueError("a fault needs latency_ms, status, hang or tid")
         with self._lock:
             fault = Fault(
                 id=str(next(self._ids)),
@@ -117,6 +128,7 @@ class Faults:
                 retry_after=int(retry_after) if retry_after is not None else None,
                 hang=bool(hang),
                 count=int(count) if count is not None else None,
+                tid=tid,
             )
             self._faults.append(fault)
             return fault
@@ -146,6 +158,7 @@ class Faults:
                 effect.hang = effect.hang or fault.hang
                 if fault.status and effect.status is None:
                     effect.status, effect.retry_after = fault.status, fault.retry_after
+                effect.tid = effect.tid or fault.tid
                 if fault.count is not None:
                     fault.count -= 1
                     if fault.count <= 0:

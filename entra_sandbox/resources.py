@@ -13,9 +13,10 @@ from typing import Any
 import jwt
 from werkzeug.wrappers import Request, Response
 
+from . import graph
 from .catalog import RESOURCES, Resource
 from .directory import Tenant
-from .errors import json_response
+from .errors import ProbeError, json_response
 from .routing import Route
 from .state import SandboxState
 from .tokens import unverified_claims
@@ -30,12 +31,6 @@ DEFENDER_INCIDENT_ROLES = {"Incident.Read.All", "Incident.ReadWrite.All"}
 MDE_INDICATOR_ROLES = {"Ti.ReadWrite", "Ti.ReadWrite.All", "Ti.Read.All"}
 INGESTION_ROLE = "Monitoring Metrics Publisher"
 MAX_INGESTION_BYTES = 1024 * 1024  # the Logs Ingestion API's documented call limit
-
-
-class ProbeError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _bearer(request: Request) -> str | None:
@@ -94,8 +89,13 @@ def _require_role(claims: dict[str, Any], accepted: set[str], code: str, message
 def _graph(
     state: SandboxState, request: Request, path: str, claims: dict, tenant: Tenant
 ) -> Response:
-    if request.method != "GET" or path.strip("/") != "v1.0/organization":
-        segment = path.strip("/").split("/")[-1] or path
+    parts = path.strip("/").split("/")
+    if parts[0] == "v1.0" and parts[1:] != ["organization"]:
+        answer = graph.handle(state, request, parts[1:], claims, tenant)
+        if answer is not None:
+            return answer
+    if request.method != "GET" or parts != ["v1.0", "organization"]:
+        segment = parts[-1] or path
         raise ProbeError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
     _require_role(
         claims,

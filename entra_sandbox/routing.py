@@ -31,6 +31,8 @@ TenantOf = Callable[[SandboxState, Request, dict[str, Any]], str | None]
 FaultResponse = Callable[[SandboxState, Request, int, int | None], Response]
 
 
+# Set in the WSGI environ to the tenant id a fault wants the request's tokens to name.
+FAULT_TID = "entra_sandbox.fault_tid"
 # Set in the WSGI environ when the request body has been read to its end, so the server may
 # keep the connection open for the next request (see server.QuietRequestHandler).
 KEEP_ALIVE = "entra_sandbox.keep_alive"
@@ -167,6 +169,8 @@ class Listener:
             effect = state.faults.take(route.kind, tenant)
             if effect.status:
                 return route.fault(state, request, effect.status, effect.retry_after)
+            if effect.tid:
+                request.environ[FAULT_TID] = effect.tid
         try:
             return route.handler(state, request, **args)
         except EntraError as exc:

@@ -23,7 +23,7 @@ from .catalog import TOKEN_EXCHANGE_APP_ID, TOKEN_EXCHANGE_AUDIENCE, resource_fo
 from .directory import TENANT_ALIASES, Application, Tenant, User
 from .errors import json_response
 from .keys import b64url, parse_jwt
-from .routing import Route, read_form, tenant_from_path
+from .routing import FAULT_TID, Route, read_form, tenant_from_path
 from .state import RefreshGrant, SandboxState
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -225,13 +225,15 @@ def token(state: SandboxState, request: Request, tenant: str) -> Response:
     grant_type = form.get("grant_type")
     if not grant_type:
         raise errors.missing_parameter("grant_type")
-    if grant_type == "client_credentials":
-        return _client_credentials(state, form, target)
-    if grant_type == "authorization_code":
-        return _authorization_code(state, form, target)
-    if grant_type == "refresh_token":
-        return _refresh_token(state, form, target)
-    raise errors.unsupported_grant_type(grant_type)
+    grants = {
+        "client_credentials": _client_credentials,
+        "authorization_code": _authorization_code,
+        "refresh_token": _refresh_token,
+    }
+    if grant_type not in grants:
+        raise errors.unsupported_grant_type(grant_type)
+    with state.tokens.naming_tenant(request.environ.get(FAULT_TID)):
+        return grants[grant_type](state, form, target)
 
 
 def _client_credentials(

@@ -16,6 +16,7 @@ import subprocess as sp
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,56 @@ def run_sandbox(
             shutil.rmtree(directory, ignore_errors=True)
 
 
+# -- control helpers: one call per change a test makes to the sandbox's Entra ------------------
+
+
+def set_user_access(
+    sb: Sandbox | SandboxProcess,
+    user: str,
+    *,
+    app_roles: list[str] | None = None,
+    groups: list[str] | None = None,
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    """What an Entra administrator changes about a user (object id or UPN): app role
+    assignments (``"<app client id>/<role>"``, replacing), group memberships (group object
+    ids, replacing), account enabled. The next sign-in, refresh and Graph call see it."""
+    fields: dict[str, Any] = {}
+    if app_roles is not None:
+        fields["app_roles"] = app_roles
+    if groups is not None:
+        fields["groups"] = groups
+    if enabled is not None:
+        fields["enabled"] = enabled
+    return sb.control.update_user(user, **fields)
+
+
+def group_ids(count: int, label: str = "group") -> list[str]:
+    """`count` distinct group object ids, the same each run (e.g. 201 for the groups
+    overage: id tokens carry at most 200)."""
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{label}:{i}")) for i in range(count)]
+
+
+def issue_tokens_for_another_tenant(
+    sb: Sandbox | SandboxProcess, tenant: str, other_tenant: str, count: int | None = None
+) -> str:
+    """Token requests to `tenant` succeed, but their tokens name `other_tenant` (`tid` and
+    the issuer): what a check that the token's tenant is the one asked for must refuse.
+    Returns the fault id; `clear_faults()` ends it."""
+    fault: dict[str, Any] = {"target": "token", "tenant": tenant, "tid": other_tenant}
+    if count is not None:
+        fault["count"] = count
+    return sb.control.add_fault(**fault)
+
+
+def set_consent_propagation(
+    sb: Sandbox | SandboxProcess, seconds: int | None, tenant: str | None = None
+) -> dict[str, Any]:
+    """How long after an admin consent app-only tokens still answer AADSTS700016 (for
+    every tenant, or one tenant's override; None removes the override)."""
+    return sb.control.set_consent_propagation(seconds, tenant)
+
+
 def spki_sha256(ca_pem: bytes) -> str:
     """Base64 SHA-256 of the certificate's SubjectPublicKeyInfo: the form Chromium's
     ``--ignore-certificate-errors-spki-list`` takes."""
@@ -213,6 +264,10 @@ __all__ = [
     "Sandbox",
     "SandboxProcess",
     "browser_trust_args",
+    "group_ids",
+    "issue_tokens_for_another_tenant",
     "run_sandbox",
+    "set_consent_propagation",
+    "set_user_access",
     "spki_sha256",
 ]

@@ -3,10 +3,12 @@ id tokens, and the clock the security token service (STS) runs on."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -17,6 +19,8 @@ from .keys import SigningKey, b64url, parse_jwt
 
 # Microsoft.IdentityModel's default clock skew; Entra tolerates about the same on assertions.
 CLOCK_LEEWAY = 300
+# Entra's documented limit of the `groups` claim in a JWT; above it, the overage form.
+GROUPS_CLAIM_LIMIT = 200
 
 
 class Clock:
@@ -29,6 +33,12 @@ class Clock:
 
     def now(self) -> int:
         return int(time.time()) + self.skew_seconds
+
+
+# The tenant a fault makes the current request's tokens name (see faults.Fault.tid).
+_NAMED_TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "entra_sandbox_named_tenant", default=None
+)
 
 
 def _uti() -> str:
@@ -59,7 +69,24 @@ class TokenIssuer:
         with self._lock:
             return list(self._issued)
 
+    @contextlib.contextmanager
+    def naming_tenant(self, tid: str | None) -> Iterator[None]:
+        """Tokens signed in this block name `tid` instead of their tenant (`tid`, and the
+        tenant in `iss` and `idp`): the wrong-tenant fault. None: no change."""
+        reset = _NAMED_TENANT.set(tid)
+        try:
+            yield
+        finally:
+            _NAMED_TENANT.reset(reset)
+
     def _sign(self, claims: dict[str, Any]) -> str:
+        named = _NAMED_TENANT.get()
+        if named and claims.get("tid") and claims["tid"] != named:
+            real = claims["tid"]
+            for name in ("iss", "idp"):
+                if name in claims:
+                    claims[name] = str(claims[name]).replace(f"/{real}/", f"/{named}/")
+            claims["tid"] = named
         return self.record(self.key.sign(claims))
 
     def record(self, token: str) -> str:
@@ -192,7 +219,23 @@ class TokenIssuer:
         roles = user.roles_for(app.client_id)
         if roles:
             claims["roles"] = roles
+        claims.update(self._group_claims(app, user))
         return self._sign(claims)
+
+    def _group_claims(self, app: Application, user: User) -> dict[str, Any]:
+        """`groups` (object ids) when the app registration asks for them
+        (groupMembershipClaims), or Entra's overage form above the JWT limit: a distributed
+        claim pointing at Graph's getMemberObjects for the user. (`hasgroups` is Entra's
+        form for the implicit flow only, which the sandbox does not serve.)"""
+        if app.group_membership_claims == "None" or not user.groups:
+            return {}
+        if len(user.groups) <= GROUPS_CLAIM_LIMIT:
+            return {"groups": list(user.groups)}
+        endpoint = f"{self.authority}/resources/graph/v1.0/users/{user.object_id}/getMemberObjects"
+        return {
+            "_claim_names": {"groups": "src1"},
+            "_claim_sources": {"src1": {"endpoint": endpoint}},
+        }
 
     # -- validation ----------------------------------------------------------------------
 

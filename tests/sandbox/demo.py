@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import msal
 import requests
 
 DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "entra_sandbox/scenarios/demo.toml"
@@ -95,3 +97,33 @@ def client_credentials(
     }
     data.update(overrides)
     return data
+
+
+SIGN_IN_CALLBACK = "http://localhost:8000/accounts/callback/"
+
+
+def msal_app(sb: Any, tenant: str = HOME, **options: Any) -> msal.ConfidentialClientApplication:
+    """The portal app as an msal confidential client, authenticating with the managed
+    identity's assertion."""
+    return msal.ConfidentialClientApplication(
+        PORTAL_APP,
+        client_credential={"client_assertion": lambda: mi_token(sb)},
+        authority=f"{sb.authority}/{tenant}",
+        instance_discovery=False,
+        http_client=https(sb),
+        **options,
+    )
+
+
+def sign_in(sb: Any, flow: dict[str, Any], upn: str) -> dict[str, str]:
+    """Pick `upn` on the sign-in page; the redirect's query as msal expects it."""
+    page = https(sb).get(flow["auth_uri"], timeout=10)
+    assert page.status_code == 200
+    assert upn in page.text
+    response = https(sb).post(
+        flow["auth_uri"], data={"user": upn}, allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(SIGN_IN_CALLBACK)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}

@@ -254,6 +254,8 @@ def test_it_updates_a_user_by_upn_or_object_id(sb):
         ("operator@fabrikam-mssp.example", {"password": "x"}, 400),
         ("operator@fabrikam-mssp.example", {"enabled": "no"}, 400),
         ("operator@fabrikam-mssp.example", {"app_roles": "Portal.Admin"}, 400),
+        ("operator@fabrikam-mssp.example", {"groups": ["SOC EMEA"]}, 400),
+        ("operator@fabrikam-mssp.example", {"groups": "3b9e6f12-8c4d-4a57-9e21-6d0f3a8b5c74"}, 400),
         (
             "operator@fabrikam-mssp.example",
             {"enabled": False, "app_roles": ["99999999-9999-4999-8999-999999999999/X"]},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import msal
 import pytest
@@ -24,38 +23,14 @@ from .demo import (
     consent,
     https,
     mi_token,
+    msal_app,
+    sign_in,
+)
+from .demo import (
+    SIGN_IN_CALLBACK as CALLBACK,
 )
 
-CALLBACK = "http://localhost:8000/accounts/callback/"
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
-
-
-def msal_app(sb, tenant: str = HOME) -> msal.ConfidentialClientApplication:
-    session = requests.Session()
-    session.verify = sb.ca_path
-    # requests would let REQUESTS_CA_BUNDLE from the environment override session.verify.
-    session.trust_env = False
-    return msal.ConfidentialClientApplication(
-        PORTAL_APP,
-        client_credential={"client_assertion": lambda: mi_token(sb)},
-        authority=f"{sb.authority}/{tenant}",
-        instance_discovery=False,
-        http_client=session,
-    )
-
-
-def sign_in(sb, flow: dict, upn: str) -> dict:
-    """Pick `upn` on the sign-in page; the redirect's query as msal expects it."""
-    page = https(sb).get(flow["auth_uri"], timeout=10)
-    assert page.status_code == 200
-    assert upn in page.text
-    response = https(sb).post(
-        flow["auth_uri"], data={"user": upn}, allow_redirects=False, timeout=10
-    )
-    assert response.status_code == 302, response.text
-    location = response.headers["Location"]
-    assert location.startswith(CALLBACK)
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
 def test_it_serves_msal_client_credentials(sb):
@@ -222,14 +197,7 @@ def test_it_issues_a_refresh_token_that_msal_redeems(sb):
 
 
 def test_it_issues_no_refresh_token_without_offline_access(sb):
-    app = msal.ConfidentialClientApplication(
-        PORTAL_APP,
-        client_credential={"client_assertion": lambda: mi_token(sb)},
-        authority=f"{sb.authority}/{HOME}",
-        instance_discovery=False,
-        http_client=https(sb),
-        exclude_scopes=["offline_access"],  # what the portal does
-    )
+    app = msal_app(sb, exclude_scopes=["offline_access"])  # what the portal does
     _, result = _signed_in(sb, app)
     assert "refresh_token" not in result
     assert "offline_access" not in result["scope"]

@@ -98,3 +98,37 @@ def test_it_refuses_a_missing_file_and_bad_toml(tmp_path):
         load_directory(tmp_path / "missing.toml")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_directory("[[tenants]\nid=\n")
+
+
+def test_it_loads_groups_and_the_group_claims_setting():
+    group = "55555555-5555-4555-8555-555555555555"
+    scenario = minimal()
+    scenario["tenants"][0]["groups"] = [{"id": group, "name": "SOC"}]
+    undeclared = "66666666-6666-4666-8666-666666666666"
+    scenario["tenants"][0]["users"] = [{"upn": "a@t.example", "groups": [group, undeclared]}]
+    scenario["applications"][0]["group_membership_claims"] = "SecurityGroup"
+    directory = load_directory(scenario)
+    tenant = directory.tenant(TENANT)
+    assert tenant.user("a@t.example").groups == [group, undeclared]
+    # A group a user is in but the scenario does not declare exists, named by its id.
+    assert {g.id: g.name for g in tenant.groups.values()} == {group: "SOC", undeclared: undeclared}
+    assert directory.application(APP).group_membership_claims == "SecurityGroup"
+    assert load_directory(minimal()).application(APP).group_membership_claims == "None"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("users", [{"upn": "a@t.example", "groups": ["sales"]}], r"users\[0\]\.groups: 'sales'"),
+        ("groups", [{"id": "x", "name": "X"}], r"groups\[0\]\.id: 'x' is not a GUID"),
+        ("app", "Everything", r"group_membership_claims: expected one of None, SecurityGroup"),
+    ],
+)
+def test_it_explains_invalid_groups(where, value, message):
+    scenario = minimal()
+    if where == "app":
+        scenario["applications"][0]["group_membership_claims"] = value
+    else:
+        scenario["tenants"][0][where] = value
+    with pytest.raises(ScenarioError, match=message):
+        load_directory(scenario)

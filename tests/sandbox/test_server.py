@@ -3,10 +3,13 @@ browser pages."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from urllib.parse import urlencode
 
 import requests
 
+from entra_sandbox.server import Sandbox
 from entra_sandbox.testing import run_sandbox
 
 from .demo import (
@@ -82,3 +85,16 @@ def test_it_serves_the_browser_pages_over_plain_http_only_when_asked():
         assert secure.status_code == 200
         token = requests.post(f"{sb.login_url}/{HOME}/oauth2/v2.0/token", timeout=10)
         assert token.status_code == 404
+
+
+def test_it_leaves_no_temp_dir_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with run_sandbox(DEMO_SCENARIO) as sb:
+        assert Path(sb.ca_path).parent.parent == tmp_path
+    with run_sandbox(DEMO_SCENARIO, subprocess=True) as child:
+        assert Path(child.ca_path).is_file()
+    # What `serve` without --state-dir uses: a temp dir of its own, removed at stop.
+    own = Sandbox(DEMO_SCENARIO).start()
+    assert (own.state_dir / "sandbox.env").is_file()
+    own.stop()
+    assert list(tmp_path.iterdir()) == []
