@@ -15,3 +15,4 @@ test: venv
 bench: venv
 	$(VENV)/bin/python bench/verify_fleet.py
 	$(VENV)/bin/python bench/dashboard.py
+	$(VENV)/bin/python bench/import_preview.py

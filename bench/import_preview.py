@@ -13,6 +13,7 @@ SQLite database and prints human lines, then one last line:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.verify_fleet import configure_django, scenario  # noqa: E402
+from bench.verify_fleet import _cpu_seconds, configure_django, scenario  # noqa: E402
 
 
 def generate(rows: int, tenant_ids: list[str]) -> tuple[bytes, int]:
@@ -83,9 +84,12 @@ def main() -> int:
             sb.control.add_fault(target="*", latency_ms=args.latency_ms)
         sb.control.reset_counters()
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        sandbox_cpu_started = _cpu_seconds(sb.process.pid)
         preview = imports.preview(data, filename="bench.csv", workers=args.workers)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        sandbox_cpu = _cpu_seconds(sb.process.pid) - sandbox_cpu_started
         counters = sb.control.counters()["by_kind"]
 
     verdicts = Counter(row.verdict for row in preview.rows)
@@ -93,6 +97,7 @@ def main() -> int:
     print(f"file: {len(data)} bytes, {len(preview.rows)} rows, {domain_count} distinct domains")
     print(f"verdicts: {dict(sorted(verdicts.items()))}")
     print(f"sandbox requests: {dict(sorted(counters.items()))}")
+    print(f"CPU: portal {cpu:.2f} s, sandbox {sandbox_cpu:.2f} s, on {os.cpu_count()} CPU(s)")
     print(f"lookup workers: {args.workers} (lookups alone, ideally: {ideal:.2f} s)")
     print(f"preview: {wall:.2f} s (target < 5 s)")
     print(
