@@ -16,3 +16,4 @@ bench: venv
 	$(VENV)/bin/python bench/verify_fleet.py
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/consent_latency.py
+	$(VENV)/bin/python bench/import_preview.py

@@ -96,6 +96,9 @@ class InvitationForm(forms.Form):
     tenant = forms.CharField(max_length=253, required=False)
     access_profile = forms.ChoiceField(choices=profiles.CHOICES, initial=profiles.DEFAULT_PROFILE)
     days = forms.IntegerField(min_value=1, max_value=365)
+    # Whom to send the link to: optional, the customer's administrator.
+    contact_name = forms.CharField(max_length=200, required=False)
+    contact_email = forms.EmailField(max_length=254, required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,6 +112,30 @@ class InvitationForm(forms.Form):
                 code="invalid",
             )
         return name
+
+    def clean_contact_name(self) -> str:
+        name = " ".join(self.cleaned_data["contact_name"].split())
+        if _has_control_characters(name):
+            raise ValidationError(
+                "Enter the contact's name (letters, digits and punctuation only).",
+                code="invalid",
+            )
+        return name
+
+    def clean_contact_email(self) -> str:
+        # Domains are case-insensitive; the local part is kept as given.
+        email = self.cleaned_data["contact_email"]
+        local, _, domain = email.rpartition("@")
+        return f"{local}@{domain.lower()}" if email else ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("contact_name") and not data.get("contact_email") and not self.errors:
+            raise ValidationError(
+                "Give the contact's email address too, or leave the name empty.",
+                code="contact_without_email",
+            )
+        return data
 
     def clean_tenant(self) -> ExpectedTenant | None:
         value = self.cleaned_data["tenant"].strip()

@@ -52,6 +52,8 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
         expected_tenant_id: uuid.UUID | None = None,
         expected_domain: str = "",
         tenant: Tenant | None = None,
+        contact_name: str = "",
+        contact_email: str = "",
     ) -> Invitation:
         """Create an invitation and audit it (`invitation.created`). The one way to create
         one: the console, `create_invitation` and re-consent all come here."""
@@ -64,6 +66,8 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
                 expires_at=timezone.now() + timedelta(days=days),
                 created_by=actor,
                 tenant=tenant,
+                contact_name=contact_name,
+                contact_email=contact_email,
             )
             record(
                 "invitation.created",
@@ -105,6 +109,10 @@ class Invitation(models.Model):
     access_profile = models.CharField(
         max_length=64, choices=profiles.CHOICES, default=profiles.DEFAULT_PROFILE
     )
+    # The customer's administrator to send the link to (optional); copied to the tenant at
+    # consent.
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(max_length=254, blank=True)
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_by = models.CharField(max_length=254)

@@ -349,6 +349,8 @@ def _record_consent(
             access_profile=invitation.access_profile,
             actor=CUSTOMER,
             detail={"invitation": invitation.code},
+            contact_name=invitation.contact_name,
+            contact_email=invitation.contact_email,
         )
         invitation.mark_used(tenant)
         enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)

@@ -98,3 +98,15 @@ class AuditFilterForm(forms.Form):
     tenant = forms.UUIDField(required=False, label="Tenant ID")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class InvitationImportForm(forms.Form):
+    """The CSV file of many customers to invite."""
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text=(
+            "A header line, then one customer per line: customer_name,tenant (required), "
+            "profile, contact_email, contact_name, days. UTF-8, comma or semicolon separated."
+        ),
+    )

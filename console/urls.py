@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from console.views import audit_log, dashboard, exports, invitations, tenants
+from console.views import audit_log, dashboard, exports, imports, invitations, tenants
 
 app_name = "console"
 
@@ -27,6 +27,12 @@ urlpatterns = [
     path("tenants/<uuid:tenant_code>/", include(tenant_urls)),
     path("invitations/", invitations.invitation_list, name="invitations"),
     path("invitations/new/", invitations.invitation_create, name="invitation_create"),
+    path("invitations/import/", imports.invitation_import, name="invitation_import"),
+    path(
+        "invitations/import/<uuid:import_id>/",
+        imports.invitation_import_preview,
+        name="invitation_import_preview",
+    ),
     path("invitations/<uuid:invitation_code>/", include(invitation_urls)),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),

@@ -141,6 +141,9 @@ SANDBOX = {
 # How long one "Grant admin consent" click stays redeemable (the `state` ticket).
 CONSENT_STATE_TTL = env.int("CONSENT_STATE_TTL", default=3600)
 INVITATION_DEFAULT_DAYS = env.int("INVITATION_DEFAULT_DAYS", default=14)
+# Domain lookups running at once while a CSV import is previewed (each is one HTTPS request
+# to Entra's discovery endpoint).
+IMPORT_LOOKUP_WORKERS = env.int("IMPORT_LOOKUP_WORKERS", default=16)
 
 # --- Verification ------------------------------------------------------------------------
 VERIFY_INTERVAL = env.int("VERIFY_INTERVAL", default=6 * 3600)

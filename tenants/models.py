@@ -43,6 +43,8 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         access_profile: str,
         actor: str,
         detail: dict[str, object],
+        contact_name: str = "",
+        contact_email: str = "",
     ) -> Tenant:
         """A customer reported consent for this tenant: create it as "consent reported", or
         bring an existing one back to it (a re-consent, or an offboarded customer returning),
@@ -59,6 +61,8 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
                 "access_profile": access_profile,
                 "status": Tenant.Status.CONSENT_REPORTED,
                 "consent_reported_at": now,
+                "contact_name": contact_name,
+                "contact_email": contact_email,
             },
         )
         if not created:
@@ -71,6 +75,10 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
             if not tenant.display_name:
                 tenant.display_name = customer_name
                 fields.append("display_name")
+            # The invitation's contact is the newer word; without one, the known one stays.
+            if contact_email:
+                tenant.contact_name, tenant.contact_email = contact_name, contact_email
+                fields += ["contact_name", "contact_email"]
             tenant.save(update_fields=fields)
         record(
             "consent.reported",
@@ -97,6 +105,9 @@ class Tenant(models.Model):
     tenant_id = models.UUIDField(unique=True)
     display_name = models.CharField(max_length=256, blank=True)
     primary_domain = models.CharField(max_length=253, blank=True)
+    # The customer's administrator, from the invitation they consented through.
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(max_length=254, blank=True)
     cloud = models.CharField(max_length=16, choices=[(c, c) for c in CLOUD_NAMES])
     access_profile = models.CharField(max_length=64, choices=profiles.CHOICES)
     # Per-resource probe configuration a customer gives us, e.g. the logs ingestion

@@ -66,6 +66,8 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:invite": (Access.ADMINISTER, frozenset({POST})),
     "console:invitations": (Access.ADMINISTER, frozenset({GET})),
     "console:invitation_create": (Access.ADMINISTER, BOTH),
+    "console:invitation_import": (Access.ADMINISTER, BOTH),
+    "console:invitation_import_preview": (Access.ADMINISTER, BOTH),
     "console:invitation": (Access.ADMINISTER, frozenset({GET})),
     "console:invitation_revoke": (Access.ADMINISTER, BOTH),
     "accounts:tokens": (Access.ADMINISTER, frozenset({GET})),

@@ -33,6 +33,8 @@ CSV_COLUMNS = [
     ("access_profile", "access_profile"),
     ("diagnosis", "diagnosis"),
     ("offboarded_at", "offboarded_at"),
+    ("contact_name", "contact_name"),
+    ("contact_email", "contact_email"),
 ]
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

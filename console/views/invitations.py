@@ -63,6 +63,8 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
             access_profile=data["access_profile"],
             days=data["days"],
             actor=actor_of(request),
+            contact_name=data["contact_name"],
+            contact_email=data["contact_email"],
         )
         messages.success(request, "Invitation created. Send the customer the link below.")
         return redirect("console:invitation", invitation_code=invitation.code)

@@ -27,6 +27,8 @@ HEADER = [
     "access_profile",
     "diagnosis",
     "offboarded_at",
+    "contact_name",
+    "contact_email",
 ]
 
 
@@ -126,3 +128,11 @@ def test_it_refuses_the_export_to_anonymous_visitors(client, northwind):
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("accounts:login"))
+
+
+def test_it_exports_the_customer_contact(operator_client, db):
+    make_tenant(contact_name="Ada Admin", contact_email="ada@northwind.example")
+
+    rows = _csv(operator_client.get(EXPORT))
+
+    assert rows[1][-2:] == ["Ada Admin", "ada@northwind.example"]

@@ -1,0 +1,146 @@
+"""The console's CSV import: upload → preview (nothing created) → confirm (the preview read
+from the session, not the form) → created; admins only, CSRF, bad files refused clearly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from consent.models import Invitation
+from tests.conftest import NORTHWIND, TAILSPIN, WOODGROVE
+from tests.personas import csrf_client, csrf_token, signed_in_client
+
+IMPORT = reverse("console:invitation_import")
+FILE = (
+    "customer_name;tenant;profile;contact_email\n"
+    f"Northwind <b>Traders</b>;{NORTHWIND};;ada@northwind.example\n"
+    "Tailspin Toys;tailspin.example;;\n"
+    f"Again;{NORTHWIND};;\n"
+    f"Woodgrove;{WOODGROVE};god-mode;\n"
+    "Nobody;nobody-has-this.example;;\n"
+).encode()
+
+
+def _upload(data: bytes = FILE, name: str = "fleet.csv") -> dict[str, object]:
+    return {"file": SimpleUploadedFile(name, data, content_type="text/csv")}
+
+
+def _rows(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'data-line="(\d+)" data-verdict="([a-z-]+)"', html)
+
+
+def test_upload_preview_confirm_creates_only_the_valid_rows(admin_client, sandbox):
+    response = admin_client.post(IMPORT, _upload())
+    assert response.status_code == 302
+    preview_url = response.url
+
+    page = admin_client.get(preview_url).content.decode()
+    assert _rows(page) == [
+        ("2", "will-create"),
+        ("3", "will-create"),
+        ("4", "duplicate-in-file"),
+        ("5", "invalid"),
+        ("6", "invalid"),
+    ]
+    assert "Northwind &lt;b&gt;Traders&lt;/b&gt;" in page  # the file's text, escaped
+    assert "unknown profile &#x27;god-mode&#x27;" in page
+    assert "same tenant as line 2" in page
+    assert not Invitation.objects.exists()
+
+    response = admin_client.post(preview_url, {"confirm": "on"})
+    assert response.status_code == 302
+    assert sorted(str(i.expected_tenant_id) for i in Invitation.objects.all()) == sorted(
+        [NORTHWIND, TAILSPIN]
+    )
+    assert AuditEvent.objects.filter(action="invitation.created").count() == 2
+    assert AuditEvent.objects.filter(action="invitations.imported").count() == 1
+    done = admin_client.get(preview_url).content.decode()
+    assert "2 invitations created" in done
+
+    # Confirming twice, or importing the same file again, creates nothing new.
+    admin_client.post(preview_url, {"confirm": "on"})
+    again = admin_client.post(IMPORT, _upload())
+    page = admin_client.get(again.url).content.decode()
+    assert _rows(page)[:2] == [("2", "already-onboarded"), ("3", "already-onboarded")]
+    admin_client.post(again.url, {"confirm": "on"})
+    assert Invitation.objects.count() == 2
+
+
+def test_confirm_needs_the_box_ticked(admin_client, db):
+    response = admin_client.post(IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode()))
+
+    assert admin_client.post(response.url, {}).status_code == 400
+    assert not Invitation.objects.exists()
+
+
+def test_confirm_ignores_verdicts_posted_with_the_form(admin_client, db):
+    """The preview comes from the session; a posted row list is not read."""
+    response = admin_client.post(
+        IMPORT, _upload(f"customer_name,tenant,profile\nN,{NORTHWIND},god-mode\n".encode())
+    )
+
+    admin_client.post(
+        response.url,
+        {
+            "confirm": "on",
+            "verdict": "will-create",
+            "rows": '[{"line": 2, "verdict": "will-create"}]',
+        },
+    )
+    assert not Invitation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"name,tenant\nx,y\n", "lacks the column(s) customer_name"),
+        ("customer_name,tenant\nCafé,x\n".encode("latin-1"), "not UTF-8"),
+        (b"PK\x03\x04\x00\x00", "not CSV text"),
+        (b"", "empty"),
+    ],
+    ids=["no-header", "latin-1", "xlsx", "empty"],
+)
+def test_a_bad_file_is_refused_with_a_clear_error_and_nothing_created(
+    admin_client, db, data, message
+):
+    response = admin_client.post(IMPORT, _upload(data))
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert 'class="field-error"' in response.content.decode()
+    assert not Invitation.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_preview_of_another_session_is_not_found(admin_client, admin_user, db):
+    response = admin_client.post(IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode()))
+
+    other = signed_in_client(admin_user)
+    assert other.get(response.url).status_code == 404
+    assert other.post(response.url, {"confirm": "on"}).status_code == 404
+    assert not Invitation.objects.exists()
+
+
+def test_it_refuses_the_import_to_operators(operator_client, db):
+    assert operator_client.get(IMPORT).status_code == 403
+    assert operator_client.post(IMPORT, _upload()).status_code == 403
+
+
+def test_it_refuses_an_upload_without_csrf_token(admin_user, db):
+    client = csrf_client(admin_user)
+    data = f"customer_name,tenant\nN,{NORTHWIND}\n".encode()
+
+    assert client.post(IMPORT, _upload(data)).status_code == 403
+
+    token = csrf_token(client, IMPORT)
+    response = client.post(IMPORT, {**_upload(data), "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert client.post(response.url, {"confirm": "on"}).status_code == 403
+    assert not Invitation.objects.exists()
+    token = csrf_token(client, response.url)
+    client.post(response.url, {"confirm": "on", "csrfmiddlewaretoken": token})
+    assert Invitation.objects.count() == 1
