@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit import log as audit
 from audit.models import AuditEvent
-from consent import links
+from consent import links, refusals
 from consent.forms import ConsentCallbackForm
 from consent.models import ConsentTicket, Invitation
 from mssp_portal import clouds
@@ -240,6 +240,7 @@ def _redeem_and_audit(
     outcome: str = AuditEvent.Outcome.DENIED,
     *,
     tenant_id: uuid.UUID | None = None,
+    audit_tenant_id: uuid.UUID | None = None,
     detail: dict[str, object] | None = None,
 ) -> AuditEvent | None:
     """Consume the ticket for a callback that records no consent, and audit it. None when
@@ -251,7 +252,7 @@ def _redeem_and_audit(
             action,
             outcome,
             actor=CUSTOMER,
-            tenant_id=tenant_id,
+            tenant_id=audit_tenant_id or tenant_id,
             detail={"invitation": ticket.invitation.code, **(detail or {})},
         )
 
@@ -286,12 +287,20 @@ def _declined(
     request: HttpRequest, ticket: ConsentTicket, error: str, description: str
 ) -> HttpResponse:
     known = error if error in KNOWN_ERRORS else "unrecognised"
+    refusal = refusals.read(description, clouds.current())
+    detail: dict[str, object] = {"error": known}
+    if refusal.code:
+        detail["code"] = refusal.code
+    if refusal.missing_service:
+        detail["missing_services"] = ",".join(refusal.missing)
     event = _redeem_and_audit(
         ticket,
         ConsentTicket.Result.DECLINED,
         "consent.declined",
         AuditEvent.Outcome.FAILURE,
-        detail={"error": known},
+        # Filed under the invitation's own expectation, never the redirect's `tenant`.
+        audit_tenant_id=ticket.expected_tenant_id,
+        detail=detail,
     )
     if event is None:
         return _lost_race(request, ticket)
@@ -302,9 +311,18 @@ def _declined(
         for_log(description),
         event.correlation_id,
     )
+    cloud = clouds.current()
     context = {
         "invitation": ticket.invitation,
         "error": known,
+        "missing_service": refusal.missing_service,
+        "missing": [
+            {"title": cloud.resources[key].title, "needs": diagnosis.LICENCES[key]}
+            for key in refusal.missing
+        ],
+        "invitation_url": request.build_absolute_uri(
+            reverse("consent:invitation", args=[ticket.invitation.code])
+        ),
         "can_retry": ticket.invitation.is_usable,
         "reference": event.correlation_id,
     }

@@ -21,6 +21,7 @@ class Resource:
     title: str
     audience: str  # the resource's application ID URI; the token's `aud`
     base_url: str  # where its API is served
+    app_id: str = ""  # its first-party application id, where Microsoft publishes one
 
     @property
     def scope(self) -> str:
@@ -38,6 +39,10 @@ class Cloud:
     # host is unknown to it and that check would need Microsoft's network.
     instance_discovery: bool = True
 
+    def resource_by_app_id(self, app_id: str) -> Resource | None:
+        wanted = app_id.lower()
+        return next((r for r in self.resources.values() if r.app_id and r.app_id == wanted), None)
+
     def issuer(self, tenant_id: str) -> str:
         """The `iss` of this cloud's v2.0 tokens for a tenant (a FIC's issuer)."""
         return f"{self.authority}/{tenant_id}/v2.0"
@@ -49,6 +54,16 @@ TITLES = {
     "mde": "Microsoft Defender for Endpoint",
     "arm": "Azure Resource Manager",
     "loganalytics": "Azure Monitor Logs Ingestion",
+}
+
+# The first-party application ids of the resources (the same in every cloud). Entra names a
+# resource by this id when it refuses a consent for it (AADSTS650052). Logs Ingestion has no
+# published one.
+APP_IDS = {
+    "graph": "00000003-0000-0000-c000-000000000000",
+    "defender": "8ee8fdad-f234-4243-8f3b-15c294843740",
+    "mde": "fc780465-2017-40d4-a0c5-307022471b92",
+    "arm": "797f4846-ba00-4fd7-ba43-dac1f8f63013",
 }
 
 # key -> (audience, base URL). A resource missing from a cloud is not offered there.
@@ -93,7 +108,13 @@ CLOUD_NAMES = (*_AUTHORITIES, "sandbox")
 
 def _resources(table: Mapping[str, tuple[str, str]]) -> dict[str, Resource]:
     return {
-        key: Resource(key=key, title=TITLES[key], audience=audience, base_url=base)
+        key: Resource(
+            key=key,
+            title=TITLES[key],
+            audience=audience,
+            base_url=base,
+            app_id=APP_IDS.get(key, ""),
+        )
         for key, (audience, base) in table.items()
     }
 

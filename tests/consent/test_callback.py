@@ -345,7 +345,11 @@ def test_it_explains_a_declined_consent_and_keeps_the_invitation_usable(client, 
     )
     body = response.content.decode()
     assert response.status_code == 400
-    assert "declined at Microsoft" in body
+    assert "Microsoft did not grant consent" in body
+    # A user who is not an administrator is told whom to forward which link to.
+    assert "Need admin approval" in body
+    assert "Global Administrator or Privileged Role Administrator" in body
+    assert f"http://testserver/consent/invite/{invitation.code}/" in body
     assert "AADSTS65004" not in body
     assert f'href="/consent/invite/{invitation.code}/"' in body
 
@@ -365,7 +369,7 @@ def test_it_explains_a_declined_consent_and_keeps_the_invitation_usable(client, 
 @pytest.mark.parametrize(
     ("error", "says"),
     [
-        ("access_denied", "declined at Microsoft"),
+        ("access_denied", "Microsoft did not grant consent"),
         ("consent_required", "Global Administrator"),
         ("temporarily_unavailable", "temporary problem"),
         ("invalid_request", "could not process the request"),
@@ -393,7 +397,7 @@ def test_it_never_lets_the_description_drive_the_outcome(client, invitation):
     )
     body = response.content.decode()
     assert "temporary problem" in body
-    assert "declined at Microsoft" not in body
+    assert "Microsoft did not grant consent" not in body
     assert "AADSTS700016" not in body
     assert Tenant.objects.count() == 0
 
@@ -790,3 +794,58 @@ def test_it_records_one_tenant_when_identical_callbacks_race_on_threads():
     assert DBTaskResult.objects.count() == 1
     assert AuditEvent.objects.filter(action="consent.reported").count() == 1
     assert AuditEvent.objects.filter(action="consent.replayed").count() == 4
+
+
+# --- AADSTS650052: the customer's organisation lacks a service the app asks for -----------
+
+MDE_APP_ID = "fc780465-2017-40d4-a0c5-307022471b92"
+
+
+def _missing_service(resource_app_id: str, tail: str = "") -> str:
+    return (
+        f"AADSTS650052: The app is trying to access a service '{resource_app_id}'"
+        f"(WindowsDefenderATP) that your organization '{NORTHWIND}' lacks a service principal "
+        f"for. Contact your IT Admin.{tail}\r\nTrace ID: 1\r\nCorrelation ID: 2"
+    )
+
+
+def test_a_consent_refused_for_a_missing_service_names_the_service(client, invitation):
+    response = client.get(
+        declined(issue(invitation), "invalid_client", _missing_service(MDE_APP_ID))
+    )
+    body = response.content.decode()
+
+    assert response.status_code == 400
+    assert "a service is missing in your organisation" in body
+    assert "<strong>Microsoft Defender for Endpoint</strong>" in body
+    assert "Microsoft Defender for Endpoint licence" in body
+    assert "open your invitation again and grant consent" in body
+    assert "blocked or disabled" not in body
+    for raw in ("AADSTS650052", MDE_APP_ID, "lacks a service principal"):
+        assert raw not in body
+    assert Tenant.objects.count() == 0
+    event = AuditEvent.objects.get()
+    assert event.detail["code"] == "AADSTS650052"
+    assert event.detail["missing_services"] == "mde"
+    # Filed under the tenant the invitation expects, so the tenant's trail shows it.
+    assert event.tenant_id == uuid.UUID(NORTHWIND)
+    invitation.refresh_from_db()
+    assert invitation.is_usable
+
+
+def test_a_missing_service_description_names_only_known_services(client, invitation):
+    # An unknown id, or markup, in the sender's text is never shown: only our own words.
+    forged = _missing_service("11111111-2222-3333-4444-555555555555", "<script>x</script>")
+    body = client.get(declined(issue(invitation), "invalid_client", forged)).content.decode()
+    assert "asks for access to a Microsoft service, which your organisation does not have" in body
+    assert "<script>x" not in body
+    assert "11111111-2222" not in body
+    assert AuditEvent.objects.get().detail["missing_services"] == ""
+
+
+def test_the_code_counts_only_at_the_start_of_the_description(client, invitation):
+    mentioned = "Something else. " + _missing_service(MDE_APP_ID)
+    body = client.get(declined(issue(invitation), "invalid_client", mentioned)).content.decode()
+    assert "a service is missing" not in body
+    assert "blocked or disabled" in body
+    assert "code" not in AuditEvent.objects.get().detail

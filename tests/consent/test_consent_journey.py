@@ -142,3 +142,27 @@ def test_the_landing_page_shows_the_verdict_in_place_as_soon_as_the_worker_has_i
     plain.goto(landing)
     assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in plain.content()
     quiet.close()
+
+
+def test_a_consent_refused_for_a_missing_service_names_it(portal, page, artifacts_dir):
+    # Tailspin has no Defender: Entra refuses the whole consent (AADSTS650052).
+    out = StringIO()
+    call_command(
+        "create_invitation", "--customer", "Tailspin Toys", "--tenant", "tailspin.example",
+        "--profile", "graph-reporting", stdout=out,
+    )  # fmt: skip
+    page.goto(out.getvalue().strip())
+    page.get_by_role("button", name="Grant admin consent").click()
+    page.wait_for_selector("select[name=user]")
+    page.select_option("select[name=user]", label="admin@tailspin.example")
+    page.get_by_role("button", name="Accept").click()
+
+    page.wait_for_url(f"{portal}/consent/callback/**")
+    heading = page.get_by_role("heading", level=1).inner_text()
+    assert heading == "Microsoft refused the consent: a service is missing in your organisation"
+    body = page.content()
+    assert "Microsoft Defender XDR" in body
+    assert "AADSTS" not in body
+    page.screenshot(path=artifacts_dir / "consent-missing-service.png", full_page=True)
+    assert Tenant.objects.count() == 0
+    assert Invitation.objects.get().is_usable
