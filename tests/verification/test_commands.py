@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -32,8 +33,10 @@ def test_verify_tenants_runs_the_named_tenants_and_prints_a_table(
     make_tenant(NORTHWIND)
     make_tenant(ADATUM)
 
-    call_command("verify_tenants", NORTHWIND, ADATUM)
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_tenants", NORTHWIND, ADATUM)
 
+    assert exited.value.code == 1  # not every tenant verified: a cron job can tell
     lines = [re.split(r"\s{2,}", line) for line in _out(capsys).splitlines()]
     assert lines[0] == ["TENANT", "NAME", "OUTCOME", "DIAGNOSIS", "STATUS", "SECONDS"]
     assert lines[1][:5] == [
@@ -95,7 +98,48 @@ def test_verify_tenants_refuses_bad_arguments(make_tenant, args, message):
         call_command("verify_tenants", *args)
 
     assert message in str(raised.value)
+    assert raised.value.returncode == 2
     assert not Verification.objects.exists()
+
+
+def test_verify_tenants_usage_message_says_what_to_type(make_tenant):
+    with pytest.raises(CommandError) as raised:
+        call_command("verify_tenants")
+    assert "manage.py verify_tenants --all" in str(raised.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_tenants_json_and_exit_zero_when_all_verified(sandbox, consent, make_tenant, capsys):
+    consent(NORTHWIND)
+    make_tenant(NORTHWIND)
+
+    call_command("verify_tenants", "--all", "--json")  # no SystemExit: exit status 0
+
+    document = json.loads(_out(capsys))
+    assert document["exit_code"] == 0
+    [tenant] = document["tenants"]
+    assert tenant["tenant_id"] == NORTHWIND
+    assert (tenant["outcome"], tenant["status"], tenant["stale"]) == ("verified", "verified", False)
+    assert tenant["diagnosis"] == "verified"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_tenants_exits_3_and_says_statuses_are_last_known_on_a_platform_error(
+    sandbox, consent, make_tenant, capsys
+):
+    consent(NORTHWIND)
+    make_tenant(NORTHWIND, status=Tenant.Status.VERIFIED)
+    sandbox.control.add_fault(target="mi", status=503)
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_tenants", "--all")
+
+    assert exited.value.code == 3
+    out = _out(capsys)
+    assert "Platform error" in out
+    assert "the statuses above are the last ones known" in out
+    assert "manage.py doctor" in out
+    assert Tenant.objects.get().status == Tenant.Status.VERIFIED
 
 
 def test_doctor_passes_on_a_correct_home_side(sandbox, db, capsys):

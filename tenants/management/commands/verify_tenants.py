@@ -1,11 +1,19 @@
-"""manage.py verify_tenants [TENANT_ID …] [--all] [--enqueue]
+"""manage.py verify_tenants [TENANT_ID …] [--all] [--enqueue] [--json]
 
 Verifies the named tenants (or every active one with --all) now, in parallel, and prints a
-summary table; with --enqueue it only queues them for the task worker.
+summary table (or, with --json, one JSON document); with --enqueue it only queues them for
+the task worker.
+
+Exit status, for cron jobs and CI checks: 0 every selected tenant is verified; 1 some tenant
+is not (incomplete, no access, transient, or still running elsewhere); 2 usage error;
+3 a platform error on the MSSP's side (identity or federated credential): the statuses shown
+are then the last ones known, not new findings.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import uuid
 from typing import Any
 
@@ -17,6 +25,17 @@ from tenants.tasks import enqueue_verification
 from tenants.verification import diagnosis
 from tenants.verification.runner import run_batch
 
+NOT_ALL_VERIFIED, USAGE, PLATFORM = 1, 2, 3
+
+
+def _exit_code(verifications: list[Verification]) -> int:
+    outcomes = {v.outcome for v in verifications}
+    if Verification.Outcome.PLATFORM_ERROR in outcomes:
+        return PLATFORM
+    if any(v.outcome != Verification.Outcome.VERIFIED for v in verifications):
+        return NOT_ALL_VERIFIED
+    return 0
+
 
 class Command(BaseCommand):
     help = "Verify tenants now (or queue them) and print what each verification found."
@@ -27,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--enqueue", action="store_true", help="queue for the task worker instead of running"
         )
+        parser.add_argument("--json", action="store_true", help="print one JSON document")
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenants = self._tenants(options["tenant_ids"], options["all"])
@@ -48,11 +68,44 @@ class Command(BaseCommand):
             str(v.code): v
             for v in Verification.objects.filter(code__in=codes).select_related("tenant")
         }
-        self._table([finished[c] for c in codes])
+        verifications = [finished[c] for c in codes]
+        exit_code = _exit_code(verifications)
+        if options["json"]:
+            self._json(verifications, exit_code)
+        else:
+            self._table(verifications)
+            if exit_code == PLATFORM:
+                self.stdout.write(
+                    "Platform error on the MSSP's side: the statuses above are the last ones "
+                    "known. Run `manage.py doctor` for the fix."
+                )
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _json(self, verifications: list[Verification], exit_code: int) -> None:
+        tenants = [
+            {
+                "tenant_id": str(v.tenant.tenant_id),
+                "name": v.tenant.display_name,
+                "outcome": v.outcome or None,
+                "diagnosis": v.diagnosis or None,
+                "status": v.tenant.status,
+                "stale": v.tenant.stale_since is not None,
+                "state": v.state,
+                "seconds": v.duration.total_seconds() if v.duration else None,
+            }
+            for v in verifications
+        ]
+        self.stdout.write(json.dumps({"exit_code": exit_code, "tenants": tenants}, indent=2))
 
     def _tenants(self, ids: list[str], everything: bool) -> list[Tenant]:
         if everything == bool(ids):
-            raise CommandError("name tenant ids, or use --all (not both)")
+            raise CommandError(
+                "name tenant ids, or use --all (not both): e.g. `manage.py verify_tenants "
+                "<tenant id> <tenant id>`, or `manage.py verify_tenants --all` for every tenant "
+                "not offboarded",
+                returncode=USAGE,
+            )
         if everything:
             return list(Tenant.objects.active().order_by("display_name", "tenant_id"))
         wanted = []
@@ -60,14 +113,18 @@ class Command(BaseCommand):
             try:
                 wanted.append(uuid.UUID(raw))
             except ValueError:
-                raise CommandError(f"not a tenant id: {for_log(raw, 80)}") from None
+                raise CommandError(
+                    f"not a tenant id: {for_log(raw, 80)}", returncode=USAGE
+                ) from None
         found = {t.tenant_id: t for t in Tenant.objects.filter(tenant_id__in=wanted)}
         missing = [str(w) for w in wanted if w not in found]
         if missing:
-            raise CommandError(f"unknown tenant(s): {', '.join(missing)}")
+            raise CommandError(f"unknown tenant(s): {', '.join(missing)}", returncode=USAGE)
         offboarded = [str(w) for w in wanted if found[w].status == Tenant.Status.OFFBOARDED]
         if offboarded:
-            raise CommandError(f"offboarded, not verified: {', '.join(offboarded)}")
+            raise CommandError(
+                f"offboarded, not verified: {', '.join(offboarded)}", returncode=USAGE
+            )
         return [found[w] for w in wanted]
 
     def _table(self, verifications: list[Verification]) -> None:
