@@ -9,3 +9,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "mssp_portal.errors.bad_request"
+handler403 = "mssp_portal.errors.permission_denied"
+handler404 = "mssp_portal.errors.page_not_found"
+handler500 = "mssp_portal.errors.server_error"
