@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: demo test venv bench
+.PHONY: demo test venv bench doctor verify
 
 VENV ?= .venv
 
@@ -17,3 +17,10 @@ bench: venv
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/consent_latency.py
 	$(VENV)/bin/python bench/import_preview.py
+
+# Against the running `make demo` (its environment is in var/demo.env).
+doctor: venv
+	@set -a; . var/demo.env; set +a; $(VENV)/bin/python manage.py doctor
+
+verify: venv
+	@set -a; . var/demo.env; set +a; $(VENV)/bin/python manage.py verify_tenants --all

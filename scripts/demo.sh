@@ -40,13 +40,20 @@ ENTRA_APP_CLIENT_ID=c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30
 ENTRA_MANAGED_IDENTITY_CLIENT_ID=5e2a9c71-3d84-4b6f-a0e2-91c7d4f8b6a2
 VERIFY_INTERVAL=900
 set +a
+# The same environment for `make doctor` / `make verify` in another shell.
+for name in DEBUG SECRET_KEY DATABASE_URL PORTAL_BASE_URL ENTRA_CLOUD ENTRA_CA_BUNDLE \
+            ENTRA_HOME_TENANT_ID ENTRA_APP_CLIENT_ID ENTRA_MANAGED_IDENTITY_CLIENT_ID \
+            VERIFY_INTERVAL $(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' var/sandbox/sandbox.env); do
+  printf '%s=%q\n' "$name" "${!name}"
+done > var/demo.env
 
-python manage.py migrate --no-input -v 0
+# Setup output (migrations, the invitations' audit lines) goes to a log, not above the banner.
+python manage.py migrate --no-input -v 0 >> var/setup.log 2>&1 || { cat var/setup.log; exit 1; }
 if [ "$(python manage.py shell -v 0 -c 'from consent.models import Invitation; print(Invitation.objects.count())')" = 0 ]; then
   for customer in "Northwind Traders:northwind.example" "Tailspin Toys:tailspin.example" \
                   "Woodgrove Bank:woodgrove.example" "Litware:litware.example" "Adatum:adatum.example"; do
     python manage.py create_invitation --customer "${customer%%:*}" --tenant "${customer##*:}" \
-      --profile full-soc --days 30 > /dev/null
+      --profile full-soc --days 30 >> var/setup.log 2>&1 || { cat var/setup.log; exit 1; }
   done
 fi
 
