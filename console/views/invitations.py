@@ -14,11 +14,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import roles
 from audit.log import actor_of
-from consent import links
+from audit.models import AuditEvent
+from consent import links, refusals
 from consent.forms import InvitationForm
 from consent.models import Invitation
 from console.access import get_invitation_for_user
 from console.forms import ConfirmForm, InvitationFilterForm
+from mssp_portal import clouds
 
 PAGE_SIZE = 50
 
@@ -88,8 +90,30 @@ def invitation_detail(request: HttpRequest, invitation_code: uuid.UUID) -> HttpR
             "invitation": invitation,
             "url": links.invitation_url(invitation),
             "tickets": invitation.tickets.order_by("-created_at")[:20],
+            "missing_services": _missing_services(invitation),
         },
     )
+
+
+def _missing_services(invitation: Invitation) -> list[dict[str, object]]:
+    """The consents Microsoft refused for a service the customer's tenant lacks (650052),
+    from their audit events: when, and which services (our own titles, never the text)."""
+    events = AuditEvent.objects.filter(
+        action="consent.declined",
+        detail__invitation=str(invitation.code),
+        detail__code=refusals.MISSING_SERVICE,
+    ).order_by("-at")[:5]
+    return [
+        {
+            "at": event.at,
+            "services": [
+                clouds.TITLES[key]
+                for key in str(event.detail.get("missing_services", "")).split(",")
+                if key in clouds.TITLES
+            ],
+        }
+        for event in events
+    ]
 
 
 @require_http_methods(["GET", "POST"])
