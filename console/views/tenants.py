@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
@@ -121,7 +122,8 @@ def reverify_selected(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("tenant", ["Invalid selection."])))
         return redirect("console:dashboard")
-    tenants = Tenant.objects.active().filter(code__in=form.cleaned_data["tenant"])
+    selected = form.cleaned_data["tenant"]
+    tenants = Tenant.objects.active().filter(code__in=selected)
     actor = actor_of(request)
     queued = skipped = 0
     with transaction.atomic():
@@ -130,9 +132,8 @@ def reverify_selected(request: HttpRequest) -> HttpResponse:
                 queued += 1
             else:
                 skipped += 1
-    messages.success(
-        request, f"{queued} verification(s) queued, {skipped} already queued or running."
-    )
+    offboarded = Tenant.objects.filter(code__in=selected, status=Tenant.Status.OFFBOARDED).count()
+    messages.success(request, queued_message(queued, skipped, offboarded))
     return redirect(reverse("console:dashboard") + _back_query(request))
 
 
@@ -171,10 +172,35 @@ def reverify_all(request: HttpRequest) -> HttpResponse:
             actor=actor,
             detail={"queued": queued, "already_queued": skipped},
         )
-    messages.success(
-        request, f"{queued} verification(s) queued, {skipped} already queued or running."
-    )
+    messages.success(request, queued_message(queued, skipped))
     return redirect("console:dashboard")
+
+
+def queued_message(queued: int, skipped: int, offboarded: int = 0) -> str:
+    """What a re-verify request did, counted right, with the reason for whatever it skipped."""
+    if queued:
+        parts = [ngettext("%d verification queued", "%d verifications queued", queued) % queued]
+    else:
+        parts = ["No verification queued"]
+    if skipped:
+        parts.append(
+            ngettext(
+                "%d tenant already has one queued or running",
+                "%d tenants already have one queued or running",
+                skipped,
+            )
+            % skipped
+        )
+    if offboarded:
+        parts.append(
+            ngettext(
+                "%d tenant is offboarded and is never verified again",
+                "%d tenants are offboarded and are never verified again",
+                offboarded,
+            )
+            % offboarded
+        )
+    return "; ".join(parts) + "."
 
 
 @require_http_methods(["GET", "POST"])

@@ -58,3 +58,19 @@ def test_it_rejects_a_bad_selection(admin_client, northwind, data):
     assert not AuditEvent.objects.exists()
     messages = [str(m) for m in response.wsgi_request._messages]
     assert messages and all(m for m in messages)
+
+
+def test_the_message_counts_right_and_says_why_nothing_was_queued(admin_client, northwind):
+    gone = make_tenant(display_name="Gone", status=Tenant.Status.OFFBOARDED)
+    url = reverse("console:reverify_selected")
+
+    first = admin_client.post(url, {"tenant": [northwind.code]}, follow=True)
+    again = admin_client.post(url, {"tenant": [northwind.code, gone.code]}, follow=True)
+
+    assert "1 verification queued." in first.content.decode()
+    text = again.content.decode()
+    assert (
+        "No verification queued; 1 tenant already has one queued or running; 1 tenant is "
+        "offboarded and is never verified again."
+    ) in text
+    assert "(s)" not in text
