@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -21,6 +21,17 @@ def ago(value: datetime | None) -> str:
     if value > timezone.now():
         return "just now"
     return f"{timesince(value, depth=1)} ago"
+
+
+@register.filter
+def took(value: timedelta | None) -> str:
+    """A verification's duration: milliseconds under a second ("0.0 s" says nothing)."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))} ms"
+    return f"{seconds:.1f} s"
 
 
 @register.filter
