@@ -51,8 +51,11 @@ def test_the_landing_page_says_when_everything_works(sandbox, consent):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_landing_page_asks_for_consent_again_when_none_is_found(sandbox):
-    # A forged or premature callback: Entra knows no consent in Adatum.
+def test_the_landing_page_asks_for_consent_again_when_none_is_found(sandbox, settings):
+    # A forged or premature callback: Entra knows no consent in Adatum. Past the propagation
+    # grace (tests/verification/test_consent_propagation.py covers the window itself; with
+    # the default 180 s this test waited it out in full).
+    settings.CONSENT_PROPAGATION_GRACE = 0
     client, landing = _consent_and_land(ADATUM, "Adatum", "defender-xdr-readonly")
 
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
