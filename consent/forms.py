@@ -41,7 +41,8 @@ class ConsentCallbackForm(forms.Form):
     admin_consent = _text(8)
     scope = _text(2048)
     error = _text(64)
-    # Attacker-shaped text: never rendered, never branched on; logged through for_log only.
+    # Attacker-shaped text: never rendered; logged through for_log only. Read for a hint by
+    # consent/refusals.py alone (its leading AADSTS code, known resource application ids).
     error_description = _text()
     error_subcode = _text(64)
     error_uri = _text(2048)
