@@ -53,7 +53,7 @@ def test_verify_tenants_runs_the_named_tenants_and_prints_a_table(
         "App not consented in the tenant",
         "No access",
     ]
-    assert lines[3] == ["2 tenant(s): 1 verified, 1 no access"]
+    assert lines[3] == ["2 tenants: 1 verified, 1 no access"]
     assert set(Verification.objects.values_list("trigger", flat=True)) == {"cli"}
 
 
@@ -68,7 +68,7 @@ def test_verify_tenants_all_skips_offboarded_tenants(sandbox, consent, make_tena
     out = _out(capsys)
     assert NORTHWIND in out
     assert TAILSPIN not in out
-    assert out.rstrip().endswith("1 tenant(s): 1 verified")
+    assert out.rstrip().endswith("1 tenant: 1 verified")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -210,5 +210,5 @@ def test_the_scheduler_command_runs_one_tick(make_tenant, capsys):
 
     call_command("run_scheduler", "--once")
 
-    assert "queued 1 due verification(s), requeued 0 orphaned" in capsys.readouterr().out
+    assert "queued 1 due verification, requeued 0 orphaned" in capsys.readouterr().out
     assert Verification.objects.filter(trigger=Verification.Trigger.SCHEDULE).count() == 1

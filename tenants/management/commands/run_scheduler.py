@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
+from django.utils.translation import ngettext
 
 from tenants.verification.scheduler import tick
 
@@ -34,8 +35,11 @@ class Command(BaseCommand):
             result = tick()
             if result.enqueued or result.requeued or options["once"]:
                 self.stdout.write(
-                    f"queued {result.enqueued} due verification(s), "
-                    f"requeued {result.requeued} orphaned"
+                    ngettext(
+                        "queued %d due verification", "queued %d due verifications", result.enqueued
+                    )
+                    % result.enqueued
+                    + f", requeued {result.requeued} orphaned"
                 )
             if options["once"]:
                 return

@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from mssp_portal.untrusted import for_log
 from tenants.models import Tenant, Verification
@@ -157,4 +158,6 @@ class Command(BaseCommand):
             for o, label in Verification.Outcome.choices
             if outcomes.count(o)
         )
-        self.stdout.write(f"{len(verifications)} tenant(s): {summary or 'nothing run'}")
+        count = len(verifications)
+        tenants = ngettext("%d tenant", "%d tenants", count) % count
+        self.stdout.write(f"{tenants}: {summary or 'nothing run'}")
