@@ -287,7 +287,8 @@ def _declined(
     request: HttpRequest, ticket: ConsentTicket, error: str, description: str
 ) -> HttpResponse:
     known = error if error in KNOWN_ERRORS else "unrecognised"
-    refusal = refusals.read(description, clouds.current())
+    cloud = clouds.current()
+    refusal = refusals.read(description, cloud)
     detail: dict[str, object] = {"error": known}
     if refusal.code:
         detail["code"] = refusal.code
@@ -311,7 +312,6 @@ def _declined(
         for_log(description),
         event.correlation_id,
     )
-    cloud = clouds.current()
     context = {
         "invitation": ticket.invitation,
         "error": known,
