@@ -10,13 +10,16 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.dispatch import receiver
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.log import record
 from audit.models import AuditEvent
+from notifications.events import emit
+from notifications.models import INVITATION_EXPIRED_UNUSED
 from tenants import profiles
 from tenants.models import Tenant
-from tenants.signals import tenant_offboarded
+from tenants.signals import scheduler_ticked, tenant_offboarded
 
 # What `issue_ticket` hands out: token_urlsafe(32) is 43 base64url characters. The callback
 # refuses anything else before it looks a ticket up.
@@ -247,3 +250,46 @@ def _close_invitations(sender: object, tenant: Tenant, actor: str, **kwargs: obj
     # Re-onboarding takes a new invitation: none of the old ones may be used again. Runs in
     # the offboarding transaction (tenants cannot call consent: it sits below it).
     Invitation.objects.revoke_open_for(tenant, actor=actor, reason="tenant offboarded")
+
+
+# Invitations that expired longer ago than this are not announced any more (the first tick
+# after an upgrade does not page about last year's invitations).
+EXPIRED_UNUSED_LOOKBACK = timedelta(days=2)
+
+
+@receiver(scheduler_ticked)
+def announce_expired_unused(sender: object, **kwargs: object) -> int:
+    """`invitation.expired_unused`, once per invitation that expired while still open."""
+    now = timezone.now()
+    expired = Invitation.objects.filter(
+        status=Invitation.Status.OPEN,
+        expires_at__lte=now,
+        expires_at__gt=now - EXPIRED_UNUSED_LOOKBACK,
+    )
+    announced = 0
+    for invitation in expired:
+        with transaction.atomic():
+            event = emit(
+                INVITATION_EXPIRED_UNUSED,
+                {
+                    "invitation": str(invitation.code),
+                    "customer_name": invitation.customer_name,
+                    "tenant_id": str(invitation.expected_tenant_id or ""),
+                    "access_profile": invitation.access_profile,
+                    "expired_at": invitation.expires_at.isoformat(),
+                    "url": settings.PORTAL_BASE_URL
+                    + reverse("console:invitation", kwargs={"invitation_code": invitation.code}),
+                },
+                access_profile=invitation.access_profile,
+                dedupe_key=f"{INVITATION_EXPIRED_UNUSED}:{invitation.code}",
+            )
+            if event is not None:
+                record(
+                    INVITATION_EXPIRED_UNUSED,
+                    AuditEvent.Outcome.SUCCESS,
+                    actor="system",
+                    tenant_id=invitation.expected_tenant_id,
+                    detail={"invitation": invitation.code},
+                )
+                announced += 1
+    return announced

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "mssp_portal",
     "audit",
     "accounts",
+    "notifications",
     "tenants",
     "consent",
     "console",
@@ -171,6 +172,26 @@ TASKS = {
         "QUEUES": ["default"],
     }
 }
+
+# --- Notifications -----------------------------------------------------------------------
+# Email transport, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's
+# email_url); the default prints messages to the console, which is for development only.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+NOTIFY_FROM_EMAIL = env.str("NOTIFY_FROM_EMAIL", default="mssp-portal@localhost")
+DEFAULT_FROM_EMAIL = NOTIFY_FROM_EMAIL
+SERVER_EMAIL = NOTIFY_FROM_EMAIL
+# Destination URLs must be https and resolve to public addresses; True lifts both rules
+# (development and tests only: the portal runs next to a managed-identity endpoint).
+NOTIFY_ALLOW_INSECURE_URLS = env.bool("NOTIFY_ALLOW_INSECURE_URLS", default=False)
+NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=5.0)
+NOTIFY_CA_BUNDLE = env.str("NOTIFY_CA_BUNDLE", default="")
+# Retries on 5xx, 408, 429, time-outs and connection errors: first after this many seconds,
+# doubling, for NOTIFY_RETRY_FOR seconds after the event.
+NOTIFY_RETRY_BASE_DELAY = env.float("NOTIFY_RETRY_BASE_DELAY", default=30)
+NOTIFY_RETRY_FOR = env.int("NOTIFY_RETRY_FOR", default=86400)
+# A tenant whose status changes 3 times within this many seconds is flapping: further
+# changes in the window are told once, in a summary at its end.
+NOTIFY_FLAP_WINDOW = env.int("NOTIFY_FLAP_WINDOW", default=1800)
 
 # --- Sessions, cookies and security headers ----------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -3,14 +3,18 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.log import record
 from audit.models import AuditEvent
 from mssp_portal import clouds
 from mssp_portal.clouds import CLOUD_NAMES
+from notifications.events import emit
+from notifications.models import ALERT_OPENED, ALERT_RESOLVED
 from tenants import profiles
 from tenants.signals import tenant_offboarded
 
@@ -383,7 +387,8 @@ class PlatformAlert(models.Model):
     @classmethod
     def raise_alert(cls, key: str, title: str, detail: str = "") -> tuple[PlatformAlert, bool]:
         """Open the alert `key`, or refresh the open one (last seen, detail, occurrences).
-        Returns (alert, opened)."""
+        Returns (alert, opened). Opening it is one `platform.alert_opened` notification,
+        however many tenants run into it."""
         now = timezone.now()
         refreshed = (
             cls.objects.open()
@@ -396,6 +401,7 @@ class PlatformAlert(models.Model):
                     alert = cls.objects.create(
                         key=key, title=title, detail=detail, opened_at=now, last_seen_at=now
                     )
+                    alert._announce(ALERT_OPENED)
                 return alert, True
             except IntegrityError:  # another worker opened it between our update and insert
                 return cls.raise_alert(key, title, detail)
@@ -404,5 +410,30 @@ class PlatformAlert(models.Model):
     @classmethod
     def resolve_open(cls) -> int:
         """A token exchange succeeded: identity, federated credential and clock are fine, so
-        every open alert is over. Returns how many were resolved."""
-        return cls.objects.open().update(resolved_at=timezone.now())
+        every open alert is over: one `platform.alert_resolved` audit event and notification
+        each. Returns how many were resolved."""
+        resolved = 0
+        for alert in cls.objects.open():
+            with transaction.atomic():
+                # Conditional: of workers resolving at once, one announces it.
+                if cls.objects.open().filter(pk=alert.pk).update(resolved_at=timezone.now()):
+                    record(
+                        "platform.alert_resolved",
+                        AuditEvent.Outcome.SUCCESS,
+                        actor="system",
+                        detail={"alert": alert.key},
+                    )
+                    alert._announce(ALERT_RESOLVED)
+                    resolved += 1
+        return resolved
+
+    def _announce(self, event_type: str) -> None:
+        emit(
+            event_type,
+            {
+                "alert_kind": self.key,
+                "title": self.title,
+                "remediation": self.detail if event_type == ALERT_OPENED else "",
+                "url": settings.PORTAL_BASE_URL + reverse("console:dashboard"),
+            },
+        )

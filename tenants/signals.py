@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent inside the offboarding transaction, with `tenant` and `actor`. The consent app revokes
 # the tenant's open invitations on it.
 tenant_offboarded = Signal()
+
+# Sent at the end of every scheduler tick. The consent app announces the invitations that
+# expired unused on it.
+scheduler_ticked = Signal()

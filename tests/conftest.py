@@ -42,21 +42,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[object]:
-    """One entra_sandbox for the whole run, serving the demo scenario."""
-    from entra_sandbox.testing import run_sandbox
-
-    with run_sandbox(DEMO_SCENARIO) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sandbox(sandbox_server, settings, monkeypatch) -> Iterator[object]:
-    """The portal configured for the sandbox cloud, as `make demo` configures it: the
-    settings the sandbox's env file sets, and the managed-identity variables azure-identity
-    reads. Faults, clock skew and directory changes are undone after the test."""
-    sb = sandbox_server
+def point_portal_at(sb, settings, monkeypatch) -> None:
+    """Configure the portal for the sandbox `sb`, the way its env file does."""
     env = sb.env
     settings.ENTRA_CLOUD = "sandbox"
     settings.ENTRA_CA_BUNDLE = sb.ca_path
@@ -73,6 +60,24 @@ def sandbox(sandbox_server, settings, monkeypatch) -> Iterator[object]:
         monkeypatch.setenv(name, env[name])
     for name in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[object]:
+    """One entra_sandbox for the whole run, serving the demo scenario."""
+    from entra_sandbox.testing import run_sandbox
+
+    with run_sandbox(DEMO_SCENARIO) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings, monkeypatch) -> Iterator[object]:
+    """The portal configured for the sandbox cloud, as `make demo` configures it: the
+    settings the sandbox's env file sets, and the managed-identity variables azure-identity
+    reads. Faults, clock skew and directory changes are undone after the test."""
+    sb = sandbox_server
+    point_portal_at(sb, settings, monkeypatch)
     yield sb
     sb.control.clear_faults()
     sb.control.set_clock_skew(0)

@@ -10,7 +10,16 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("console", "consent", "tenants", "accounts", "audit", "mssp_portal", "entra_sandbox")
+APPS = (
+    "console",
+    "consent",
+    "tenants",
+    "accounts",
+    "notifications",
+    "audit",
+    "mssp_portal",
+    "entra_sandbox",
+)
 
 
 def _function_level_imports(path: Path) -> list[tuple[int, str]]:

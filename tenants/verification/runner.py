@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from audit.log import record
 from mssp_portal import clouds, identity
+from tenants import notices
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.profiles import Requirement
 from tenants.verification import classify, diagnosis, probes, retry
@@ -432,8 +433,10 @@ def finish(verification: Verification, result: Result) -> Verification | None:
             )
         if result.outcome == Outcome.PLATFORM_ERROR:
             _raise_alert(verification)
-        elif result.exchanged and PlatformAlert.resolve_open():
-            record("platform.alert_resolved", "success", actor="system")
+        elif result.exchanged:
+            PlatformAlert.resolve_open()
+        if applied:
+            notices.verification_finished(verification, tenant, before)
     logger.info(
         "verification %s tenant=%s outcome=%s diagnosis=%s code=%s attempt=%s",
         verification.code,

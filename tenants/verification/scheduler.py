@@ -4,7 +4,8 @@ A tick queues a verification for every active tenant that is due (not checked wi
 VERIFY_INTERVAL; stale ones after VERIFY_STALE_INTERVAL) and hands them to the task worker
 in batches, each run with VERIFY_CONCURRENCY threads. It also puts back verifications that
 nobody is running: a claimed one whose worker died (lease expired), or a queued one whose
-task was lost.
+task was lost. And it runs the notifications' clock: tenants stale for too long, flapping
+summaries whose window ended, deliveries overdue, invitations that expired unused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from notifications.delivery import hand_over_overdue
+from notifications.events import summarise_flapping
+from tenants import notices
 from tenants.models import Tenant, Verification
+from tenants.signals import scheduler_ticked
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,10 @@ class Tick:
 def tick() -> Tick:
     requeued = requeue_orphans()
     enqueued = enqueue_due()
+    notices.announce_stale()
+    summarise_flapping()
+    hand_over_overdue()
+    scheduler_ticked.send(sender=Tick)
     return Tick(enqueued=enqueued, requeued=requeued)
 
 
