@@ -7,6 +7,8 @@ from django.db.models import F
 
 from audit.models import AuditEvent
 from consent.models import Invitation
+from notifications.models import EVENT_TYPES, Delivery, Destination
+from tenants import profiles
 from tenants.models import Tenant
 
 # ?sort= value -> ORDER BY. The stable tie-breaker keeps pages from overlapping.
@@ -109,4 +111,72 @@ class InvitationImportForm(forms.Form):
             "A header line, then one customer per line: customer_name,tenant (required), "
             "profile, contact_email, contact_name, days. UTF-8, comma or semicolon separated."
         ),
+    )
+
+
+class DestinationForm(forms.ModelForm):
+    """A notification destination. The model checks the target (https, a public address)
+    and the secret; the form offers the event types and access profiles to choose from."""
+
+    event_types = forms.MultipleChoiceField(
+        required=False,
+        choices=list(EVENT_TYPES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        label="Events",
+        help_text="None ticked: every event.",
+    )
+    access_profiles = forms.MultipleChoiceField(
+        required=False,
+        choices=profiles.CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only tenants with these access profiles",
+        help_text="None ticked: every tenant. Platform alerts reach every destination.",
+    )
+
+    class Meta:
+        model = Destination
+        fields = [
+            "kind",
+            "name",
+            "target",
+            "secret",
+            "event_types",
+            "access_profiles",
+            "daily_digest",
+        ]
+        labels = {
+            "target": "URL or email address",
+            "secret": "Signing secret (webhooks)",
+            "daily_digest": "Also send a daily digest (email)",
+        }
+        help_texts = {
+            "target": (
+                "An https:// URL for a webhook, a Teams workflow or a Slack incoming webhook; "
+                "an email address for email."
+            ),
+            "secret": (
+                "whsec_… from the receiver, or leave it empty: one is generated and shown once."
+            ),
+        }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].required = False
+        if self.instance.pk:
+            # The kind and the secret stay what they are; a new secret means a new destination.
+            del self.fields["kind"]
+            del self.fields["secret"]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        if not data.get("name"):
+            data["name"] = data.get("target", "")
+            self.instance.name = data["name"]
+        return data
+
+
+class DeliveryFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "All"), *Delivery.Status.choices])
+    type = forms.ChoiceField(
+        required=False, choices=[("", "All"), *((t, t) for t in EVENT_TYPES)], label="Event"
     )

@@ -2,7 +2,15 @@
 
 from django.urls import include, path
 
-from console.views import audit_log, dashboard, exports, imports, invitations, tenants
+from console.views import (
+    audit_log,
+    dashboard,
+    exports,
+    imports,
+    invitations,
+    notifications,
+    tenants,
+)
 
 app_name = "console"
 
@@ -16,6 +24,19 @@ tenant_urls = [
 invitation_urls = [
     path("", invitations.invitation_detail, name="invitation"),
     path("revoke/", invitations.invitation_revoke, name="invitation_revoke"),
+]
+
+destination_urls = [
+    path("", notifications.destination_detail, name="notification_destination"),
+    path("edit/", notifications.destination_edit, name="notification_edit"),
+    path("test/", notifications.destination_test, name="notification_test"),
+    path("toggle/", notifications.destination_toggle, name="notification_toggle"),
+    path("delete/", notifications.destination_delete, name="notification_delete"),
+    path(
+        "deliveries/<uuid:delivery_code>/redeliver/",
+        notifications.delivery_redeliver,
+        name="notification_redeliver",
+    ),
 ]
 
 urlpatterns = [
@@ -36,4 +57,7 @@ urlpatterns = [
     path("invitations/<uuid:invitation_code>/", include(invitation_urls)),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),
+    path("notifications/", notifications.destination_list, name="notifications"),
+    path("notifications/new/", notifications.destination_create, name="notification_create"),
+    path("notifications/<uuid:destination_code>/", include(destination_urls)),
 ]

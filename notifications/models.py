@@ -122,6 +122,15 @@ class Destination(models.Model):
         return self.secret[:10] + "…" if self.secret else ""
 
     @property
+    def shown_target(self) -> str:
+        """The target as staff may see it: Teams, Slack and many webhook URLs carry their
+        own credential in the path, so only scheme and host are shown."""
+        if self.is_email:
+            return self.target
+        scheme, _, rest = self.target.partition("://")
+        return f"{scheme}://{rest.split('/')[0]}/…"
+
+    @property
     def is_email(self) -> bool:
         return self.kind == self.Kind.EMAIL
 
@@ -180,7 +189,7 @@ class Destination(models.Model):
         return delivery
 
     def console_url(self) -> str:
-        path = reverse("console:notification_destination", kwargs={"code": self.code})
+        path = reverse("console:notification_destination", kwargs={"destination_code": self.code})
         return settings.PORTAL_BASE_URL.rstrip("/") + path
 
     def _audit(self, action: str, actor: str, **detail: object) -> None:

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, LoginFailure
 from audit.models import AuditEvent
+from notifications.models import Delivery, Destination, Event
 from tenants.models import Tenant, Verification
 from tests.personas import make_tenant, signed_in_client
 
@@ -74,6 +75,14 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "accounts:token_create": (Access.ADMINISTER, frozenset({POST})),
     "accounts:token_revoke": (Access.ADMINISTER, BOTH),
     "console:audit_log": (Access.ADMINISTER, frozenset({GET})),
+    "console:notifications": (Access.ADMINISTER, frozenset({GET})),
+    "console:notification_create": (Access.ADMINISTER, BOTH),
+    "console:notification_destination": (Access.ADMINISTER, frozenset({GET})),
+    "console:notification_edit": (Access.ADMINISTER, BOTH),
+    "console:notification_test": (Access.ADMINISTER, frozenset({POST})),
+    "console:notification_toggle": (Access.ADMINISTER, frozenset({POST})),
+    "console:notification_delete": (Access.ADMINISTER, BOTH),
+    "console:notification_redeliver": (Access.ADMINISTER, frozenset({POST})),
 }
 # Every pattern under these namespaces, named or not, present or future.
 NAMESPACE_ACCESS = {"admin": (Access.SUPERUSER, BOTH)}
@@ -178,11 +187,18 @@ def objects(db, admin_user, invitation) -> dict[str, str]:
     tenant = make_tenant(status=Tenant.Status.VERIFIED, last_checked_at=timezone.now())
     Verification.objects.create(tenant=tenant, trigger=Verification.Trigger.CONSENT)
     token, _value = ApiToken.issue(name="Nagios", scope="status:read", created_by="admin")
+    destination = Destination.objects.create(
+        kind="email", name="SOC", target="soc@fabrikam.example", created_by="admin"
+    )
+    event = Event.objects.create(type="notification.test", data={})
+    delivery = Delivery.objects.create(event=event, destination=destination, status="failed")
     return {
         "tenant_code": str(tenant.code),
         "invitation_code": str(invitation.code),
         "code": str(invitation.code),
         "token_code": str(token.code),
+        "destination_code": str(destination.code),
+        "delivery_code": str(delivery.code),
         "object_id": "1",
         "id": str(admin_user.pk),
     }
