@@ -11,11 +11,13 @@ from __future__ import annotations
 import secrets
 import uuid
 from base64 import b64decode, b64encode
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models, transaction
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -255,6 +257,19 @@ class Event(models.Model):
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def due(self) -> DeliveryQuerySet:
         return self.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+
+    def last_sent_about(self, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Delivery]:
+        """The newest delivered message about each of these tenants, in one query."""
+        delivered = self.filter(status=Delivery.Status.DELIVERED)
+        newest = delivered.filter(event__tenant_id=OuterRef("event__tenant_id")).order_by(
+            "-delivered_at", "-pk"
+        )
+        rows = (
+            delivered.filter(event__tenant_id__in=list(tenant_ids))
+            .filter(pk=Subquery(newest.values("pk")[:1]))
+            .select_related("event", "destination")
+        )
+        return {row.event.tenant_id: row for row in rows}
 
 
 class Delivery(models.Model):

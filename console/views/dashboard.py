@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import roles
 from console.forms import ATTENTION, SORTS, STALE, DashboardFilterForm
+from notifications.models import Delivery
 from tenants.models import PlatformAlert, Tenant, Verification
 
 PAGE_SIZE = 50
@@ -61,7 +62,8 @@ def status_counts() -> dict[str, int]:
 
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the dashboard shows, in a fixed number of queries whatever the fleet size:
-    counts (1), open verifications (1), alerts (1), page count (1), page rows (1)."""
+    counts (1), open verifications (1), alerts (1), page count (1), page rows (1), the last
+    notification about each row (1)."""
     form = DashboardFilterForm(request.GET)
     tenants = filtered_tenants(form).annotate(
         verifying=Exists(
@@ -70,6 +72,7 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     )
     paginator = Paginator(tenants, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
+    told = Delivery.objects.last_sent_about(t.tenant_id for t in page.object_list)
     counts = status_counts()
     progress = Verification.objects.filter(state__in=Verification.OPEN_STATES).aggregate(
         queued=Count("pk", filter=Q(state=Verification.State.QUEUED)),
@@ -83,7 +86,9 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "form": form,
         "page": page,
-        "rows": [{"tenant": tenant} for tenant in page.object_list],
+        "rows": [
+            {"tenant": tenant, "told": told.get(tenant.tenant_id)} for tenant in page.object_list
+        ],
         "counts": counts,
         "status_cards": [(value, label, counts[value]) for value, label in Tenant.Status.choices],
         "progress": progress,

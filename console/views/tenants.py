@@ -26,6 +26,7 @@ from console.access import get_tenant_for_user
 from console.forms import ConfirmForm, DashboardFilterForm, TenantSelectionForm
 from console.views.dashboard import valid_filters
 from mssp_portal import clouds
+from notifications.models import Delivery
 from tenants import profiles
 from tenants.models import Tenant, Verification
 from tenants.tasks import enqueue_verification, reverify
@@ -90,6 +91,7 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             "history": history,
             "open_verification": next((v for v in history if v.is_open), None),
             "trail": AuditEvent.objects.filter(tenant_id=tenant.tenant_id)[:TRAIL_SIZE],
+            "told": Delivery.objects.last_sent_about([tenant.tenant_id]).get(tenant.tenant_id),
             "invitations": list(Invitation.objects.for_tenant(tenant)[:20]),
             "reconsent": reconsent,
             "reconsent_url": reconsent_url,
