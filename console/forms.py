@@ -7,7 +7,7 @@ from django.db.models import F
 
 from audit.models import AuditEvent
 from consent.models import Invitation
-from notifications.models import EVENT_TYPES, Delivery, Destination
+from notifications.models import EVENT_TYPES, Delivery, Destination, shown_target
 from tenants import profiles
 from tenants.models import Tenant
 
@@ -170,7 +170,8 @@ class DestinationForm(forms.ModelForm):
     def clean(self) -> dict[str, object]:
         data = super().clean()
         if not data.get("name"):
-            data["name"] = data.get("target", "")
+            kind = data.get("kind") or self.instance.kind
+            data["name"] = shown_target(kind, data.get("target") or "")
             self.instance.name = data["name"]
         return data
 

@@ -50,6 +50,15 @@ def new_secret() -> str:
     return "whsec_" + b64encode(secrets.token_bytes(32)).decode()
 
 
+def shown_target(kind: str, target: str) -> str:
+    """A destination's target as staff may see it (and its default name): Teams, Slack and
+    many webhook URLs carry their own credential in the path, so only scheme and host."""
+    if kind == Destination.Kind.EMAIL:
+        return target
+    scheme, _, rest = target.partition("://")
+    return f"{scheme}://{rest.split('/')[0].split('@')[-1]}/…"
+
+
 class DestinationQuerySet(models.QuerySet["Destination"]):
     def enabled(self) -> DestinationQuerySet:
         return self.filter(enabled=True)
@@ -70,7 +79,7 @@ class DestinationQuerySet(models.QuerySet["Destination"]):
         it (`notification_destination.added`). Raises ValidationError, saving nothing."""
         destination = Destination(
             kind=kind,
-            name=name.strip() or target,
+            name=name.strip() or shown_target(kind, target.strip()),
             target=target.strip(),
             secret=secret or (new_secret() if kind == Destination.Kind.WEBHOOK else ""),
             event_types=sorted(event_types or []),
@@ -125,12 +134,7 @@ class Destination(models.Model):
 
     @property
     def shown_target(self) -> str:
-        """The target as staff may see it: Teams, Slack and many webhook URLs carry their
-        own credential in the path, so only scheme and host are shown."""
-        if self.is_email:
-            return self.target
-        scheme, _, rest = self.target.partition("://")
-        return f"{scheme}://{rest.split('/')[0]}/…"
+        return shown_target(self.kind, self.target)
 
     @property
     def is_email(self) -> bool:
