@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import re
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -23,6 +24,8 @@ from django.urls import reverse
 from accounts import roles
 from consent.models import Invitation
 from mssp_portal import identity
+from notifications.delivery import send_due
+from notifications.models import Destination
 from tenants.models import Tenant, Verification
 from tenants.verification import scheduler
 from tests.conftest import (
@@ -35,6 +38,7 @@ from tests.conftest import (
     WOODGROVE,
 )
 from tests.consent.helpers import issue, make_invitation, success
+from tests.notifications.receivers import SmtpReceiver, WebhookReceiver, parts
 from tests.personas import make_staff, signed_in_client
 
 TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
@@ -142,14 +146,36 @@ def _run_every_path(sandbox, consent, make_tenant, verify) -> None:
     assert Verification.objects.filter(outcome="platform_error").count() >= 5
 
 
+@pytest.fixture
+def receivers(settings) -> Iterator[tuple[WebhookReceiver, SmtpReceiver]]:
+    """A webhook, a Teams channel and a mailbox receiving every event of the run."""
+    settings.NOTIFY_ALLOW_INSECURE_URLS = True
+    hook, smtp = WebhookReceiver().start(), SmtpReceiver().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+    yield hook, smtp
+    hook.stop()
+    smtp.stop()
+
+
+def _delivered(hook: WebhookReceiver, smtp: SmtpReceiver) -> str:
+    send_due()
+    bodies = [m.body.decode() for m in hook.received]
+    bodies += [text for mail in smtp.messages for _type, text in parts(mail)]
+    return "\n".join(bodies)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_no_token_or_assertion_is_stored_logged_or_shown(
-    sandbox, consent, make_tenant, verify, caplog, capsys
+    sandbox, consent, make_tenant, verify, caplog, capsys, receivers
 ):
     caplog.set_level(logging.DEBUG)
     for name in ("azure", "msal", "urllib3", "django", "mssp_portal", "django_tasks"):
         caplog.set_level(logging.DEBUG, logger=name)
     before = set(sandbox.control.issued_tokens())
+    hook, smtp = receivers
+    for kind, target in (("webhook", hook.url), ("teams", hook.url), ("email", "soc@x.example")):
+        Destination.objects.add(kind=kind, name=kind, target=target, actor="admin")
 
     _run_every_path(sandbox, consent, make_tenant, verify)
 
@@ -160,11 +186,16 @@ def test_no_token_or_assertion_is_stored_logged_or_shown(
         "command output": capsys.readouterr().out,
         "staff pages": _pages(admin),
         "customer pages": _customer_pages(),
+        "delivered notifications": _delivered(hook, smtp),
     }
     issued = [t for t in sandbox.control.issued_tokens() if t not in before]
     assert len(issued) > 20  # assertions and app-only tokens of this test
     assertions = [t for t in issued if _claims(t)["aud"] == TOKEN_EXCHANGE_APP_ID]
     assert len(assertions) >= 2  # the first one, and fresh ones after the clock scenes
+    # Every kind of event the run causes reached the receivers.
+    types = {json.loads(m.body).get("type") for m in hook.received}
+    assert {"tenant.onboarded", "tenant.status_changed", "platform.alert_opened"} <= types
+    assert len(smtp.messages) >= 3
     for surface, text in surfaces.items():
         assert text, surface
         for token in issued:
