@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils.translation import ngettext
 
 from notifications.models import (
     ALERT_OPENED,
     ALERT_RESOLVED,
+    DIGEST,
     INVITATION_EXPIRED_UNUSED,
     TENANT_ONBOARDED,
     TENANT_STALE,
@@ -90,6 +92,8 @@ def text(event: Event) -> Text:
             "invitation for them if so.",
             url,
         )
+    if event.type == DIGEST:
+        return digest_text(data)
     if event.type == TEST:
         return Text(
             f"Test notification from {settings.MSSP_NAME}",
@@ -98,6 +102,40 @@ def text(event: Event) -> Text:
             url,
         )
     return Text(event.type, "", remediation, url)
+
+
+def digest_text(data: dict[str, object]) -> Text:
+    counts = data.get("counts") or {}
+    total = sum(int(n) for n in counts.values())
+    parts = [f"{n} {status_words(status)}" for status, n in counts.items() if n]
+    tenants = ngettext("%d tenant", "%d tenants", total) % total
+    headline = f"Daily digest: {tenants}" + (f" ({', '.join(parts)})" if parts else "")
+    lines = []
+    changed = data.get("changed") or []
+    if changed:
+        lines.append(f"Changed in the last day ({len(changed)}):")
+        lines += [
+            f"- {c.get('customer_name') or c.get('tenant_id')}: "
+            f"{status_words(c.get('previous_status'))} → {status_words(c.get('status'))}"
+            for c in changed
+        ]
+    else:
+        lines.append("No tenant's status changed in the last day.")
+    if data.get("stale"):
+        stale = int(data["stale"])
+        lines.append(
+            ngettext(
+                "%d tenant is stale: its last checks were inconclusive.",
+                "%d tenants are stale: their last checks were inconclusive.",
+                stale,
+            )
+            % stale
+        )
+    expiring = data.get("expiring_invitations") or []
+    if expiring:
+        lines.append(f"Invitations expiring within 3 days ({len(expiring)}), unused so far:")
+        lines += [f"- {i.get('customer_name')}: expires {i.get('expires_at')}" for i in expiring]
+    return Text(headline, "\n".join(lines), "", str(data.get("url") or ""))
 
 
 def webhook_body(event: Event) -> bytes:

@@ -33,6 +33,8 @@ ALERT_OPENED = "platform.alert_opened"
 ALERT_RESOLVED = "platform.alert_resolved"
 INVITATION_EXPIRED_UNUSED = "invitation.expired_unused"
 TEST = "notification.test"
+# Not an event anybody subscribes to: the daily digest an email destination opts into.
+DIGEST = "digest.daily"
 
 EVENT_TYPES = {
     TENANT_ONBOARDED: "A tenant's first verification after consent finished",
@@ -207,8 +209,8 @@ class Destination(models.Model):
         )
 
     def wants(self, event_type: str, access_profile: str) -> bool:
-        if event_type == TEST:
-            return False  # a test goes to the one destination it names
+        if event_type in (TEST, DIGEST):
+            return False  # a test or a digest goes to the one destination it is for
         if self.event_types and event_type not in self.event_types:
             return False
         # An event about no tenant (a platform alert) reaches profile-filtered ones too.

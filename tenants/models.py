@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,6 +23,14 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
     def active(self) -> TenantQuerySet:
         """Tenants the portal still requests tokens for (not offboarded)."""
         return self.exclude(status=Tenant.Status.OFFBOARDED)
+
+    def status_counts(self) -> dict[str, int]:
+        """Tenants per status, stale ones and the total, in one query."""
+        return self.aggregate(
+            total=Count("pk"),
+            stale=Count("pk", filter=Q(stale_since__isnull=False)),
+            **{status: Count("pk", filter=Q(status=status)) for status in Tenant.Status.values},
+        )
 
     def due_for_verification(
         self, interval: timedelta, stale_interval: timedelta | None = None

@@ -53,11 +53,7 @@ def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
 
 def status_counts() -> dict[str, int]:
     """Tenants per status, stale ones and the total, in one query."""
-    return Tenant.objects.aggregate(
-        total=Count("pk"),
-        stale=Count("pk", filter=Q(stale_since__isnull=False)),
-        **{status: Count("pk", filter=Q(status=status)) for status in Tenant.Status.values},
-    )
+    return Tenant.objects.status_counts()
 
 
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:

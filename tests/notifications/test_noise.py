@@ -10,15 +10,17 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from consent.digest import send_digests
 from consent.models import Invitation, announce_expired_unused
 from notifications.delivery import send_due
 from notifications.events import emit, summarise_flapping
-from notifications.models import Event
+from notifications.models import Destination, Event
 from tenants import notices
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.verification.runner import run_batch
 from tenants.verification.scheduler import tick
 from tests.conftest import NORTHWIND, TAILSPIN
+from tests.notifications.receivers import parts
 
 
 def _change(previous: str, status: str) -> Event:
@@ -152,3 +154,45 @@ def test_an_invitation_that_expired_unused_is_told_once(db, webhook, receiver, a
     assert message.payload["data"]["customer_name"] == "Contoso"
     assert message.payload["data"]["url"].endswith(f"/invitations/{invitation.code}/")
     assert announce_expired_unused(sender=None) == 0
+
+
+def test_an_email_destination_with_the_digest_gets_one_a_day(db, smtp, admin_user):
+    digest_to = Destination.objects.add(
+        kind="email", name="SOC lead", target="lead@fabrikam.example", actor="a", daily_digest=True
+    )
+    Destination.objects.add(
+        kind="email", name="on-call", target="oncall@fabrikam.example", actor="a"
+    )
+    Tenant.objects.create(
+        tenant_id=NORTHWIND, display_name="Northwind", cloud="sandbox",
+        access_profile="defender-xdr-readonly", status=Tenant.Status.NO_ACCESS,
+    )  # fmt: skip
+    _change("verified", "no_access")
+    Invitation.objects.create_invitation(
+        customer_name="Contoso", access_profile="graph-reporting", days=2, actor="admin"
+    )
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        assert send_digests(sender=None) == 1
+        assert send_digests(sender=None) == 0  # not twice a day
+        clock.shift(3600)
+        assert send_digests(sender=None) == 0
+        send_due()
+        digest = [
+            m
+            for m in smtp.messages
+            if m["To"] == "lead@fabrikam.example" and "digest" in m["Subject"]
+        ]
+        assert len(digest) == 1
+        assert digest[0]["Subject"] == "Daily digest: 1 tenant (1 no access)"
+        text = dict(parts(digest[0]))["text/plain"]
+        assert "- Northwind: verified → no access" in text
+        assert "- Contoso: expires" in text
+        assert not any(
+            "digest" in m["Subject"] for m in smtp.messages if m["To"] != "lead@fabrikam.example"
+        )
+
+        clock.move_to(start + timedelta(days=1, seconds=1))
+        assert send_digests(sender=None) == 1
+    digest_to.refresh_from_db()
+    assert digest_to.last_digest_at == start + timedelta(days=1, seconds=1)
