@@ -219,6 +219,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Error reports (the ADMINS mail, the DEBUG page) with anything shaped like a token removed.
+DEFAULT_EXCEPTION_REPORTER = "mssp_portal.reporting.TokenSafeExceptionReporter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

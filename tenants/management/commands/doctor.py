@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.views.decorators.debug import sensitive_variables
 
 from mssp_portal import clouds, identity
 from tenants import profiles
@@ -98,6 +99,7 @@ class Command(BaseCommand):
             return
         self._ok(f"{name} = {value}")
 
+    @sensitive_variables("token")
     def _identity(self, cloud: clouds.Cloud) -> dict[str, Any] | None:
         self.stdout.write("Managed identity")
         identity.forget_assertion()
