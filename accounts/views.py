@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import entra, roles, throttle
@@ -84,6 +84,7 @@ def start(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(flow["auth_uri"])
 
 
+@sensitive_variables("flow")  # the PKCE verifier and nonce
 @require_GET
 @never_cache
 def callback(request: HttpRequest) -> HttpResponse:

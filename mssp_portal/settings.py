@@ -238,5 +238,8 @@ LOGGING = {
         # multi-line). The verification engine records each failure itself, classified.
         "azure.identity": {"level": "ERROR"},
         "msal": {"level": "WARNING"},
+        # At DEBUG it logs every failed variable lookup with the whole template context:
+        # for an error report, every frame's variables, before any redaction.
+        "django.template": {"level": "INFO"},
     },
 }
