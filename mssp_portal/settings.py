@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.AdminSiteGateMiddleware",
+    "accounts.probing.AccessDeniedAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -202,6 +203,9 @@ CONSENT_OPEN_TICKETS_LIMIT = env.int("CONSENT_OPEN_TICKETS_LIMIT", default=20)
 # django-ratelimit warns about any cache but memcached and Redis. Its objection to
 # Django's database cache (django_ratelimit.E003: no atomic increment) is what
 # AtomicDatabaseCache answers, and tests/test_rate_limits.py holds it to that.
+# `access.denied` audit events (403 and 404 answered to signed-in staff) per actor;
+# past the rate one event says the rest are not recorded until the window ends.
+ACCESS_DENIED_AUDIT_RATE = env.str("ACCESS_DENIED_AUDIT_RATE", default="30/h")
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 # --- Sessions, cookies and security headers ----------------------------------------------
