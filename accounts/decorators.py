@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.debug import sensitive_variables
 
 from accounts import roles
 from accounts.models import ApiToken
@@ -13,6 +14,7 @@ from accounts.models import ApiToken
 View = Callable[..., HttpResponse]
 
 
+@sensitive_variables("header", "value")
 def _bearer(request: HttpRequest) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
@@ -28,6 +30,7 @@ def staff_or_token_required(scope: str) -> Callable[[View], View]:
 
     def decorator(view: View) -> View:
         @wraps(view)
+        @sensitive_variables("value")
         def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             value = _bearer(request)
             if value is not None:

@@ -109,7 +109,9 @@ def start() -> dict[str, Any]:
         raise SignInUnavailable from exc
 
 
-@sensitive_variables("result")
+# Every variable, here and in msal's frames below: the code, the PKCE verifier, the token
+# response.
+@sensitive_variables()
 def finish(flow: Mapping[str, Any], response: Mapping[str, str]) -> StaffClaims:
     """Redeem the code of `response` (the callback's query) for the flow started earlier
     and return who signed in, if they may. Raises SignInRefused or SignInUnavailable."""

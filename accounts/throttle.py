@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.models import LoginFailure
+from mssp_portal.addresses import client_address
 
 
 def _limits() -> tuple[int, int, int]:
@@ -23,11 +24,10 @@ def _limits() -> tuple[int, int, int]:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The peer address. X-Forwarded-For is not read: any client can write it. Behind a
-    proxy, have the proxy set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips)."""
+    """The client's address as TRUSTED_PROXY_HOPS defines it (mssp_portal.addresses)."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request) or None
 
 
 def normalise(username: str | None) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import entra, roles, throttle
@@ -25,6 +25,7 @@ from accounts.models import ApiToken
 from accounts.users import staff_user_for, withdraw_roles
 from audit.log import actor_of, record
 from mssp_portal import clouds
+from mssp_portal.ratelimits import limit_per_address
 
 FLOW_KEY = "accounts.entra_flow"
 NEXT_KEY = "accounts.next"
@@ -74,6 +75,7 @@ def login(request: HttpRequest) -> HttpResponse:
 @require_POST
 @csrf_protect
 @never_cache
+@limit_per_address("accounts.sign_in", "RATELIMIT_SIGN_IN")
 def start(request: HttpRequest) -> HttpResponse:
     try:
         flow = entra.start()
@@ -84,8 +86,10 @@ def start(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(flow["auth_uri"])
 
 
+@sensitive_variables("flow")  # the PKCE verifier and nonce
 @require_GET
 @never_cache
+@limit_per_address("accounts.sign_in", "RATELIMIT_SIGN_IN")
 def callback(request: HttpRequest) -> HttpResponse:
     """Entra sends the browser back here with `code` and `state` (or `error`)."""
     # The flow is single use: taken out of the session before anything else happens.
@@ -138,6 +142,7 @@ def _refuse(
 @require_http_methods(["GET", "POST"])
 @csrf_protect
 @never_cache
+@limit_per_address("accounts.sign_in", "RATELIMIT_SIGN_IN")
 def break_glass(request: HttpRequest) -> HttpResponse:
     """Local password sign-in for bootstrap and emergencies (Entra down or misconfigured).
     Throttled (accounts.throttle) and audited."""

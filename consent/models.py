@@ -26,6 +26,15 @@ from tenants.signals import scheduler_ticked, tenant_offboarded
 STATE_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 
 
+class TooManyOpenTickets(Exception):
+    """The invitation holds CONSENT_OPEN_TICKETS_LIMIT unused, unexpired tickets: no more
+    until one expires (`retry_after` seconds), so a leaked link cannot fill the table."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many open consent tickets; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def usable(self) -> InvitationQuerySet:
         """Open and not yet expired: the customer can still start consent from it."""
@@ -189,8 +198,17 @@ class Invitation(models.Model):
     def issue_ticket(self) -> tuple[ConsentTicket, str]:
         """A new single-use `state` for one trip to Entra's consent page.
 
-        Returns the ticket and the plain `state` value; only its hash is stored.
+        Returns the ticket and the plain `state` value; only its hash is stored. Raises
+        TooManyOpenTickets when CONSENT_OPEN_TICKETS_LIMIT tickets are already open.
         """
+        now = timezone.now()
+        open_expiries = list(
+            self.tickets.filter(used_at__isnull=True, expires_at__gt=now)
+            .order_by("expires_at")
+            .values_list("expires_at", flat=True)[: settings.CONSENT_OPEN_TICKETS_LIMIT]
+        )
+        if len(open_expiries) >= settings.CONSENT_OPEN_TICKETS_LIMIT:
+            raise TooManyOpenTickets(max(1, int((open_expiries[0] - now).total_seconds())))
         state = secrets.token_urlsafe(32)  # 256 random bits
         ttl = timedelta(seconds=settings.CONSENT_STATE_TTL)
         ticket = ConsentTicket.objects.create(

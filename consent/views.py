@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -25,8 +26,10 @@ from audit import log as audit
 from audit.models import AuditEvent
 from consent import links, refusals
 from consent.forms import ConsentCallbackForm
-from consent.models import ConsentTicket, Invitation
+from consent.models import ConsentTicket, Invitation, TooManyOpenTickets
 from mssp_portal import clouds
+from mssp_portal.errors import too_many_requests
+from mssp_portal.ratelimits import limit_per_address, over_limit
 from mssp_portal.untrusted import for_log
 from tenants.models import Tenant, Verification
 from tenants.tasks import enqueue_verification
@@ -129,6 +132,7 @@ def _usable_invitation(request: HttpRequest, code: uuid.UUID) -> Invitation | Ht
 @never_cache
 @require_GET
 @unavailable_on_database_error
+@limit_per_address("consent.invitation", "RATELIMIT_CONSENT")
 def invitation(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     invitation = _usable_invitation(request, code)
     if isinstance(invitation, HttpResponse):
@@ -151,21 +155,37 @@ def invitation(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
 @require_POST
 @csrf_protect
 @unavailable_on_database_error
+@limit_per_address("consent.invitation", "RATELIMIT_CONSENT")
+@limit_per_address("consent.start", "RATELIMIT_CONSENT_STARTS")
 def start(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     invitation = _usable_invitation(request, code)
     if isinstance(invitation, HttpResponse):
         return invitation
 
-    with transaction.atomic():
-        ticket, state = invitation.issue_ticket()
-        audit.record(
-            "consent.started",
-            AuditEvent.Outcome.SUCCESS,
-            actor=CUSTOMER,
-            tenant_id=invitation.expected_tenant_id,
-            detail={"invitation": invitation.code},
-        )
+    try:
+        with transaction.atomic():
+            ticket, state = invitation.issue_ticket()
+            audit.record(
+                "consent.started",
+                AuditEvent.Outcome.SUCCESS,
+                actor=CUSTOMER,
+                tenant_id=invitation.expected_tenant_id,
+                detail={"invitation": invitation.code},
+            )
+    except TooManyOpenTickets as full:
+        return _too_many_open(request, invitation, full.retry_after)
     return HttpResponseRedirect(links.admin_consent_url(ticket.expected_tenant_id, state))
+
+
+def _too_many_open(request: HttpRequest, invitation: Invitation, retry_after: int) -> HttpResponse:
+    minutes = max(1, -(-retry_after // 60))
+    context = {
+        "invitation": invitation,
+        "wait": "a minute" if minutes == 1 else f"{minutes} minutes",
+    }
+    response = render(request, "consent/too_many_open.html", context, status=429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @no_referrer
@@ -180,6 +200,10 @@ def callback(request: HttpRequest) -> HttpResponse:
     form = ConsentCallbackForm(request.GET)
     if not form.is_valid():
         return _invalid(request, form.problems())
+    # Counted only from here: a malformed callback costs no query, a counted one costs a few.
+    retry_after = over_limit(request, "consent.callback", settings.RATELIMIT_CONSENT)
+    if retry_after is not None:
+        return too_many_requests(request, retry_after=retry_after)
     data = form.cleaned_data
 
     ticket = (

@@ -39,6 +39,14 @@ PAGES = {
             "does not work, ask the sender for a new one.",
         ],
     ),
+    429: (
+        "Too many requests",
+        [
+            "Your network address has sent this page more requests than the portal "
+            "accepts in a short time, so this one was not processed and nothing was "
+            "recorded. Wait {wait}, then open the link again or press the button once.",
+        ],
+    ),
     500: (
         "Something went wrong on our side",
         [
@@ -80,3 +88,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
     logger.error("500 on %s reference=%s", for_log(request.path, 200), reference)
     context = {**_context(500, reference), "MSSP_NAME": settings.MSSP_NAME}
     return HttpResponse(render_to_string("errors/page.html", context), status=500)
+
+
+def too_many_requests(request: HttpRequest, *, retry_after: int = 60) -> HttpResponse:
+    """A rate limit answered (mssp_portal.ratelimits): nothing was done or stored for this
+    request. The page says when the address may try again."""
+    reference = uuid.uuid4()
+    logger.warning("429 on %s reference=%s", for_log(request.path, 200), reference)
+    minutes = max(1, -(-retry_after // 60))
+    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
+    context = _context(429, reference)
+    context["lines"] = [line.format(wait=wait) for line in context["lines"]]
+    response = render(request, "errors/page.html", context, status=429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response

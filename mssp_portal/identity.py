@@ -18,6 +18,7 @@ from typing import Any
 import requests
 from azure.identity import ManagedIdentityCredential
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
@@ -42,6 +43,8 @@ def _credential_key() -> tuple[str, ...]:
     return (settings.ENTRA_MANAGED_IDENTITY_CLIENT_ID, *(os.environ.get(v, "") for v in env))
 
 
+# Every variable, here and in azure-identity's frames below, which hold the token.
+@sensitive_variables()
 def assertion() -> str:
     """A current client assertion for the app's federated identity credential."""
     token_file = settings.ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "csp",
     "django_tasks",
     "django_tasks_db",
+    "django_ratelimit",
     "mssp_portal",
     "audit",
     "accounts",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.AdminSiteGateMiddleware",
+    "accounts.probing.AccessDeniedAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -193,6 +195,40 @@ NOTIFY_RETRY_FOR = env.int("NOTIFY_RETRY_FOR", default=86400)
 # changes in the window are told once, in a summary at its end.
 NOTIFY_FLAP_WINDOW = env.int("NOTIFY_FLAP_WINDOW", default=1800)
 
+# --- Shared cache and rate limits --------------------------------------------------------
+# One store for every gunicorn worker and host: a table in the database (created by
+# `migrate`), with an atomic increment (mssp_portal/cache.py).
+CACHES = {
+    "default": {
+        "BACKEND": "mssp_portal.cache.AtomicDatabaseCache",
+        "LOCATION": "mssp_portal_cache",
+        # Counters are small and short-lived; expired rows are culled past this many.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
+# How many proxies in front of the portal append to X-Forwarded-For. 0: the header is
+# ignored and the peer address is the client. N: the address the Nth proxy from here
+# appended (the rightmost entry for one proxy); entries further left are the client's own
+# writing and never used.
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# Requests per address (django-ratelimit rates: "30/m", "20/h"): to the customer's consent
+# pages (the invitation page and its button, and separately the callback), to staff
+# sign-in (start, callback and break-glass together), and how many consents one address
+# may start. Over the limit: 429 and nothing read or written.
+RATELIMIT_CONSENT = env.str("RATELIMIT_CONSENT", default="30/m")
+RATELIMIT_SIGN_IN = env.str("RATELIMIT_SIGN_IN", default="30/m")
+RATELIMIT_CONSENT_STARTS = env.str("RATELIMIT_CONSENT_STARTS", default="20/h")
+# Unused, unexpired consent tickets one invitation may hold ("Grant admin consent" pressed
+# without finishing): beyond it the button answers 429 until the earliest one expires.
+CONSENT_OPEN_TICKETS_LIMIT = env.int("CONSENT_OPEN_TICKETS_LIMIT", default=20)
+# django-ratelimit warns about any cache but memcached and Redis. Its objection to
+# Django's database cache (django_ratelimit.E003: no atomic increment) is what
+# AtomicDatabaseCache answers, and tests/test_rate_limits.py holds it to that.
+# `access.denied` audit events (403 and 404 answered to signed-in staff) per actor;
+# past the rate one event says the rest are not recorded until the window ends.
+ACCESS_DENIED_AUDIT_RATE = env.str("ACCESS_DENIED_AUDIT_RATE", default="30/h")
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+
 # --- Sessions, cookies and security headers ----------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env.int("SESSION_ABSOLUTE_TIMEOUT", default=8 * 3600)
@@ -240,6 +276,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Error reports (the ADMINS mail, the DEBUG page) with anything shaped like a token removed.
+DEFAULT_EXCEPTION_REPORTER = "mssp_portal.reporting.TokenSafeExceptionReporter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -256,5 +295,8 @@ LOGGING = {
         # multi-line). The verification engine records each failure itself, classified.
         "azure.identity": {"level": "ERROR"},
         "msal": {"level": "WARNING"},
+        # At DEBUG it logs every failed variable lookup with the whole template context:
+        # for an error report, every frame's variables, before any redaction.
+        "django.template": {"level": "INFO"},
     },
 }

@@ -8,7 +8,9 @@ assignments instead, which no token carries, so for those the probe alone decide
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,26 @@ CHOICES = [(p.key, p.name) for p in PROFILES.values()]
 
 def get(key: str) -> AccessProfile:
     return PROFILES[key]
+
+
+def required_by_some_profile() -> dict[str, set[str]]:
+    """Per resource, every application permission some access profile requires."""
+    needed: dict[str, set[str]] = {}
+    for profile in PROFILES.values():
+        for requirement in profile.requirements:
+            needed.setdefault(requirement.resource, set()).update(requirement.permissions)
+    return needed
+
+
+def unneeded_roles(results: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """Per resource, the roles a verification's tokens carried (`roles_seen`) that no
+    access profile requires: permissions the app asks every customer for and the MSSP
+    never uses (least privilege)."""
+    needed = required_by_some_profile()
+    unneeded = {}
+    for resource, result in (results or {}).items():
+        seen = result.get("roles_seen") if isinstance(result, Mapping) else None
+        extra = sorted(set(seen or []) - needed.get(resource, set()))
+        if extra:
+            unneeded[resource] = extra
+    return unneeded

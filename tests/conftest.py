@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -82,6 +83,19 @@ def sandbox(sandbox_server, settings, monkeypatch) -> Iterator[object]:
     sb.control.clear_faults()
     sb.control.set_clock_skew(0)
     sb.control.reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(request, django_db_blocker) -> Iterator[None]:
+    """Each test starts with no request counted against the per-address rate limits. A
+    test's own transaction rolls its counts back; a transactional test's flush does not
+    reach the cache table, so it is cleared here."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = {"transactional_db", "live_server"} & set(request.fixturenames)
+    if transactional or (marker and marker.kwargs.get("transaction")):
+        with django_db_blocker.unblock():
+            caches["default"].clear()
 
 
 @pytest.fixture(scope="session")

@@ -62,12 +62,15 @@ def make_tenant(tenant_id: str | uuid.UUID | None = None, **fields: object) -> T
     return Tenant.objects.create(**defaults)
 
 
-def sandbox_redirect(client: Client, upn: str, *, authorize_tenant: str | None = None) -> str:
+def sandbox_redirect(
+    client: Client, upn: str, *, authorize_tenant: str | None = None, next_url: str | None = None
+) -> str:
     """Start a sign-in in `client` ("Sign in with Microsoft"), pick `upn` on the sandbox's
     sign-in page as a person would, and return the callback path and query Entra sends the
     browser back to. `authorize_tenant` swaps the tenant in the authorize URL (e.g.
-    "organizations", where users of every tenant are offered)."""
-    started = client.post(reverse("accounts:start"))
+    "organizations", where users of every tenant are offered). `next_url` is the page the
+    sign-in form carries on ("next")."""
+    started = client.post(reverse("accounts:start"), {"next": next_url} if next_url else {})
     assert started.status_code == 302, started.status_code
     auth_uri = started["Location"]
     if authorize_tenant:

@@ -337,22 +337,25 @@ def _post_confirmed(client: Client, path: str, **extra: object) -> object:
 @pytest.mark.parametrize("key", ADMIN_POSTS)
 def test_it_refuses_an_admin_post_without_a_csrf_token(key, csrf_admin, objects):
     path = fill(next(r.template for r in all_routes() if r.key == key), objects)
-    events = AuditEvent.objects.count()
+    events = AuditEvent.objects.exclude(action="access.denied").count()
     response = _post_confirmed(csrf_admin, path)
     assert response.status_code == 403
-    assert AuditEvent.objects.count() == events  # nothing was done, so nothing to record
+    # Nothing was done, so nothing to record but the refusal itself.
+    assert AuditEvent.objects.exclude(action="access.denied").count() == events
+    assert AuditEvent.objects.filter(action="access.denied", detail__path=path).count() == 1
 
 
 @pytest.mark.parametrize("key", ADMIN_POSTS)
 def test_it_refuses_an_admin_post_from_another_origin(key, csrf_admin, objects):
     path = fill(next(r.template for r in all_routes() if r.key == key), objects)
     token = csrf_admin.cookies[settings.CSRF_COOKIE_NAME].value
-    events = AuditEvent.objects.count()
+    events = AuditEvent.objects.exclude(action="access.denied").count()
     response = _post_confirmed(
         csrf_admin, path, HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN="https://evil.example"
     )
     assert response.status_code == 403
-    assert AuditEvent.objects.count() == events
+    assert AuditEvent.objects.exclude(action="access.denied").count() == events
+    assert AuditEvent.objects.filter(action="access.denied", detail__path=path).count() == 1
 
 
 @pytest.mark.parametrize("key", ADMIN_POSTS)

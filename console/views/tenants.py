@@ -88,6 +88,10 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             ),
             "latest": latest,
             "resources": resource_rows(tenant, latest),
+            "unneeded_roles": [
+                {"title": clouds.TITLES.get(resource, resource), "roles": extra}
+                for resource, extra in profiles.unneeded_roles(latest and latest.results).items()
+            ],
             "history": history,
             "open_verification": next((v for v in history if v.is_open), None),
             "trail": AuditEvent.objects.filter(tenant_id=tenant.tenant_id)[:TRAIL_SIZE],

@@ -29,6 +29,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import ClientAssertionCredential
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from mssp_portal import clouds, identity
 from tenants.verification import classify
@@ -44,6 +45,7 @@ class IdentityUnavailable(Exception):
     """The managed identity (or workload identity file) gave no assertion."""
 
 
+@sensitive_variables("token", "payload")
 def unverified_claims(token: str) -> dict[str, Any]:
     """A JWT's claims without checking its signature: for diagnostics, never for trust.
 
@@ -57,6 +59,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
+@sensitive_variables("token")
 def assertion_claims(token: str) -> dict[str, Any]:
     claims = unverified_claims(token)
     return {name: claims[name] for name in ASSERTION_CLAIMS if name in claims}
@@ -70,6 +73,7 @@ class AssertionSource:
         self.claims: dict[str, Any] = {}
         self.failure = ""
 
+    @sensitive_variables("token")
     def __call__(self) -> str:
         try:
             token = identity.assertion()
@@ -133,6 +137,9 @@ class Exchange:
     def close(self) -> None:
         self.credential.close()
 
+    # Every variable, here and in azure-identity's frames below: they hold the assertion
+    # and the token response.
+    @sensitive_variables()
     def request(self, scope: str) -> TokenAnswer:
         """One token request, no retries."""
         try:

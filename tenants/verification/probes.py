@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from mssp_portal import clouds
 from tenants.models import Tenant
@@ -92,6 +93,8 @@ def loganalytics_url(tenant: Tenant, cloud: clouds.Cloud) -> str:
     )
 
 
+# Every variable, here and in requests' frames below: the bearer token and its header.
+@sensitive_variables()
 def probe(
     resource: str, token: str, tenant: Tenant, cloud: clouds.Cloud, session: requests.Session
 ) -> ProbeAnswer:

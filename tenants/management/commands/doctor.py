@@ -9,11 +9,14 @@ which federated credential values must exist. Exit code 1 when anything fails.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import OuterRef, Subquery
+from django.views.decorators.debug import sensitive_variables
 
 from mssp_portal import clouds, identity
 from tenants import profiles
@@ -39,6 +42,7 @@ class Command(BaseCommand):
         self._exchange(cloud, claims)
         if self.failures:
             self._give_up()
+        self._least_privilege()
         self.stdout.write(self.style.SUCCESS("doctor: the home side is ready."))
 
     # -- output ----------------------------------------------------------------------------
@@ -49,6 +53,9 @@ class Command(BaseCommand):
     def _fail(self, text: str) -> None:
         self.failures += 1
         self.stdout.write(self.style.ERROR(f"  FAIL  {text}"))
+
+    def _warn(self, text: str) -> None:
+        self.stdout.write(self.style.WARNING(f"  WARN  {text}"))
 
     def _info(self, text: str) -> None:
         self.stdout.write(f"        {text}")
@@ -98,6 +105,7 @@ class Command(BaseCommand):
             return
         self._ok(f"{name} = {value}")
 
+    @sensitive_variables("token")
     def _identity(self, cloud: clouds.Cloud) -> dict[str, Any] | None:
         self.stdout.write("Managed identity")
         identity.forget_assertion()
@@ -179,3 +187,37 @@ class Command(BaseCommand):
             self._info(f"Issuer: {claims.get('iss')}")
             self._info(f"Subject: {claims.get('sub')}")
             self._info(f"Audience: {cloud.fic_audience}")
+
+    def _least_privilege(self) -> None:
+        """Warn (not fail) about roles customers' tokens carry that no access profile
+        requires, from each onboarded tenant's latest finished verification."""
+        self.stdout.write("Least privilege")
+        latest = (
+            Verification.objects.filter(tenant=OuterRef("pk"), state=Verification.State.DONE)
+            .order_by("-finished_at")
+            .values("pk")[:1]
+        )
+        ids = (
+            Tenant.objects.filter(offboarded_at__isnull=True)
+            .annotate(latest=Subquery(latest))
+            .values_list("latest", flat=True)
+        )
+        tenants: Counter[tuple[str, str]] = Counter()
+        for results in Verification.objects.filter(pk__in=[i for i in ids if i]).values_list(
+            "results", flat=True
+        ):
+            for resource, extra in profiles.unneeded_roles(results).items():
+                tenants.update((resource, role) for role in extra)
+        if not tenants:
+            self._ok("customer tokens carry only permissions an access profile requires")
+            return
+        for (resource, role), count in sorted(tenants.items()):
+            title = clouds.TITLES.get(resource, resource)
+            where = "1 tenant" if count == 1 else f"{count} tenants"
+            self._warn(f"{title} {role} is in the tokens of {where}; no access profile uses it")
+        self._info(
+            "Remove these from the API permissions of the app registration "
+            f"{settings.ENTRA_APP_CLIENT_ID}, so customers are asked only for what you use. "
+            "Tenants that already consented keep them until their administrator removes them "
+            "from the app's enterprise application."
+        )

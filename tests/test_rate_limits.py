@@ -1,0 +1,163 @@
+"""Junk traffic: per-address rate limits on the customer's consent pages and on staff
+sign-in, counted in the shared database cache; the client's address as TRUSTED_PROXY_HOPS
+says; and caps on the consent tickets one invitation or one address can open."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client
+
+from audit.models import AuditEvent
+from consent.models import ConsentTicket
+from tenants.models import Tenant
+from tests.conftest import NORTHWIND
+from tests.consent.helpers import make_invitation, success
+
+pytestmark = pytest.mark.django_db
+
+PROXY = "10.0.0.254"
+
+
+def junk_callback() -> str:
+    """A callback as a script forges it: a well-formed state nobody issued."""
+    return success(secrets.token_urlsafe(32), tenant=NORTHWIND)
+
+
+def test_it_refuses_a_flood_of_junk_callbacks_from_one_address_only():
+    flooder = Client(REMOTE_ADDR="203.0.113.7")
+    answers = [flooder.get(junk_callback()).status_code for _ in range(200)]
+
+    assert answers[:30] == [400] * 30  # each one read: an unknown state
+    assert set(answers[30:]) == {429}
+    refused = flooder.get(junk_callback())
+    body = refused.content.decode()
+    assert "<h1>Too many requests</h1>" in body
+    assert "Wait a minute, then open the link again" in body
+    assert "Fabrikam Security" in body
+    assert 1 <= int(refused["Retry-After"]) <= 65
+    # Another address is still served.
+    assert Client(REMOTE_ADDR="203.0.113.8").get(junk_callback()).status_code == 400
+    assert Tenant.objects.count() == 0
+    assert not AuditEvent.objects.exists()
+
+
+def test_it_counts_the_address_the_trusted_proxy_appended(settings):
+    settings.TRUSTED_PROXY_HOPS = 1
+    proxy = Client(REMOTE_ADDR=PROXY)
+    # The client writes whatever it likes on the left; the proxy appends what it saw.
+    answers = [
+        proxy.get(junk_callback(), HTTP_X_FORWARDED_FOR=f"198.51.100.{i}, 203.0.113.7")
+        for i in range(31)
+    ]
+    assert answers[29].status_code == 400
+    assert answers[30].status_code == 429
+    # Another customer behind the same proxy is not held up.
+    other = proxy.get(junk_callback(), HTTP_X_FORWARDED_FOR="203.0.113.8")
+    assert other.status_code == 400
+
+
+def test_it_ignores_forwarded_for_without_trusted_proxies(settings):
+    assert settings.TRUSTED_PROXY_HOPS == 0  # the default
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    answers = [
+        client.get(junk_callback(), HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
+        for i in range(31)
+    ]
+    assert answers[-1] == 429
+
+
+def test_it_limits_the_invitation_page_and_its_button_together():
+    invitation = make_invitation()
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    pages = [client.get(f"/consent/invite/{invitation.code}/").status_code for _ in range(20)]
+    assert set(pages) == {200}
+    starts = [
+        client.post(f"/consent/invite/{invitation.code}/start/").status_code for _ in range(11)
+    ]
+    assert starts[:10] == [302] * 10 and starts[10] == 429
+    assert ConsentTicket.objects.count() == 10
+
+
+def test_it_caps_the_open_tickets_of_one_invitation(settings):
+    invitation = make_invitation()
+    # A leaked link, pressed from many addresses.
+    answers = [
+        Client(REMOTE_ADDR=f"198.51.100.{i}").post(f"/consent/invite/{invitation.code}/start/")
+        for i in range(25)
+    ]
+    assert [a.status_code for a in answers[:20]] == [302] * 20
+    refused = answers[20]
+    assert refused.status_code == 429
+    body = refused.content.decode()
+    assert "Too many consent requests are open for this invitation" in body
+    assert "The earliest open request expires in about 60 minutes" in body
+    assert "tell Fabrikam Security, who can withdraw it" in body
+    assert refused["Retry-After"] in {"3599", "3600"}
+    assert invitation.tickets.count() == settings.CONSENT_OPEN_TICKETS_LIMIT == 20
+    assert AuditEvent.objects.filter(action="consent.started").count() == 20
+
+
+def test_it_caps_the_consents_one_address_starts(settings):
+    settings.RATELIMIT_CONSENT = "1000/m"
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    answers = []
+    for _ in range(3):
+        invitation = make_invitation()
+        answers += [
+            client.post(f"/consent/invite/{invitation.code}/start/").status_code for _ in range(8)
+        ]
+    assert answers[:20] == [302] * 20
+    assert set(answers[20:]) == {429}
+    assert ConsentTicket.objects.count() == 20
+
+
+def test_it_limits_the_sign_in_callback(settings):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    answers = [client.get("/accounts/callback/?code=x&state=y").status_code for _ in range(40)]
+    assert answers[:30] == [400] * 30  # no sign-in started in this browser
+    assert set(answers[30:]) == {429}
+    assert AuditEvent.objects.filter(action="user.sign_in_refused").count() == 30
+    assert Client(REMOTE_ADDR="203.0.113.8").get("/accounts/callback/").status_code == 400
+
+
+def test_the_limits_hold_for_other_workers(settings):
+    # Another gunicorn worker is another process with its own memory: what it shares
+    # with this one is the database, where the counts are.
+    assert caches["default"].__class__.__name__ == "AtomicDatabaseCache"
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    for _ in range(30):
+        client.get(junk_callback())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM mssp_portal_cache")
+        assert cursor.fetchone()[0] >= 1
+    caches["default"].close()  # as a fresh process would start
+    assert client.get(junk_callback()).status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shared_count_loses_no_increment_under_concurrency():
+    cache = caches["default"]
+    cache.add("counter", 0, 60)
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(25):
+                cache.incr("counter")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert cache.get("counter") == 200
