@@ -3,17 +3,21 @@
 Checks the MSSP's own side before any customer is onboarded: the settings, the managed
 identity (reachable, and the claims of its token), and a token exchange in the home tenant,
 which proves the federated identity credential. When the exchange fails it prints exactly
-which federated credential values must exist. Exit code 1 when anything fails.
+which federated credential values must exist, and reads the name Entra shows customers for
+the app. It ends with one summary line; exit code 1 when anything fails.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
+from django.utils.translation import ngettext
 
 from mssp_portal import clouds, identity
 from tenants import profiles
@@ -54,7 +58,13 @@ class Command(BaseCommand):
         self.stdout.write(f"        {text}")
 
     def _give_up(self) -> None:
-        raise CommandError(f"doctor found {self.failures} problem(s)", returncode=1)
+        count = ngettext(
+            "doctor: %(n)d problem found on the home side; fix it and run doctor again.",
+            "doctor: %(n)d problems found on the home side; fix them and run doctor again.",
+            self.failures,
+        ) % {"n": self.failures}
+        self.stdout.write(self.style.ERROR(count))
+        sys.exit(1)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -152,6 +162,7 @@ class Command(BaseCommand):
             self._ok(f"app {app} obtained a token in {home}: the federated credential matches")
             if PlatformAlert.resolve_open():
                 self._info("open platform alerts resolved")
+            self._display_name(cloud, app, answer.token)
             return
         key, outcome = token_failure(answer)
         # The diagnosis of an (unsaved) verification of the home tenant, for its texts.
@@ -172,10 +183,38 @@ class Command(BaseCommand):
         self._info(explanation.meaning)
         for line in explanation.remediation:
             self._info(line)
-        if not key.startswith("fic_"):
-            self._info(
-                f"The app {app} in {home} needs a federated identity credential with exactly:"
+
+    def _display_name(self, cloud: clouds.Cloud, app: str, token: str) -> None:
+        """The app's name as Entra shows it (its service principal in the home tenant, which
+        an app may read about itself), against ENTRA_APP_DISPLAY_NAME: customer pages tell
+        customers to look for that name."""
+        self.stdout.write("The app's name in Entra")
+        url = f"{cloud.resources['graph'].base_url}/v1.0/servicePrincipals(appId='{app}')"
+        try:
+            response = identity.http_session().get(
+                url,
+                params={"$select": "displayName"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=settings.VERIFY_HTTP_TIMEOUT,
             )
-            self._info(f"Issuer: {claims.get('iss')}")
-            self._info(f"Subject: {claims.get('sub')}")
-            self._info(f"Audience: {cloud.fic_audience}")
+            shown = str(response.json().get("displayName") or "") if response.ok else ""
+        except (requests.RequestException, ValueError):
+            shown = ""
+        configured = settings.ENTRA_APP_DISPLAY_NAME
+        if not shown:
+            self._info(
+                f"could not read the app's display name (Graph servicePrincipals, app {app}); "
+                f"ENTRA_APP_DISPLAY_NAME = {configured!r} is not checked"
+            )
+        elif configured == shown:
+            self._ok(f"ENTRA_APP_DISPLAY_NAME = {configured!r}, the name Entra shows customers")
+        elif not configured:
+            self._fail(
+                f"ENTRA_APP_DISPLAY_NAME is not set: set it to {shown!r}, the name Entra shows "
+                "customers, so the customer pages can tell them what to look for"
+            )
+        else:
+            self._fail(
+                f"ENTRA_APP_DISPLAY_NAME = {configured!r}, but Entra shows customers {shown!r}: "
+                "set it to the app's display name"
+            )
