@@ -100,6 +100,8 @@ class Diagnosis:
     codes: tuple[int, ...] = ()
     remediation: Texts = _no_action
     customer: Words = _no_words
+    # The page where the customer does their step, when there is one.
+    customer_link: Words = _no_words
     # What to do when the tenant is the home tenant itself (`manage.py doctor`'s exchange),
     # where a customer-side remedy would be wrong; None when `remediation` holds there too.
     home_remediation: Texts | None = None
@@ -118,6 +120,13 @@ class Explanation:
     # per item (customer_text joins them), and which services already work.
     customer_steps: list[str] = field(default_factory=list)
     working: list[str] = field(default_factory=list)
+    # Where to do each step, when a page exists for it: step text → URL.
+    customer_links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def customer_items(self) -> list[tuple[str, str]]:
+        """Each step with the URL of the page where it is done ("" when none)."""
+        return [(step, self.customer_links.get(step, "")) for step in self.customer_steps]
 
 
 # What must be licensed in a tenant for a resource's service principal to exist there
@@ -237,9 +246,12 @@ def _rbac_customer(facts: Facts, problem: Problem | None) -> str:
         where = "Azure portal → Subscriptions → the subscription"
     return (
         f"For {title}: assign the role \u201c{role}\u201d on {scope} to the application "
-        f"{facts.app} ({where} → Access control (IAM) → Add role assignment; "
-        f"{rbac_link(facts.cloud, resource)})."
+        f"{facts.app} ({where} → Access control (IAM) → Add role assignment)."
     )
+
+
+def _rbac_customer_link(facts: Facts, problem: Problem | None) -> str:
+    return rbac_link(facts.cloud, problem.resource if problem else "arm")
 
 
 def _licence(facts: Facts, problem: Problem | None) -> list[str]:
@@ -514,15 +526,17 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=_missing_rbac,
         customer=_rbac_customer,
+        customer_link=_rbac_customer_link,
     ),
     Diagnosis(
         "arm_no_subscriptions",
-        "No Azure subscription visible",
-        "Azure Resource Manager answered, with no subscription: the app has no role "
-        "assignment on any subscription.",
+        "No Azure role on any subscription",
+        "Azure Resource Manager answered but listed no subscription: the app holds no role on "
+        "any subscription of the tenant (which may well have subscriptions).",
         Outcome.INCOMPLETE,
         remediation=_missing_rbac,
         customer=_rbac_customer,
+        customer_link=_rbac_customer_link,
     ),
     Diagnosis(
         "probe_forbidden",
@@ -858,6 +872,9 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
         # Everything missing at once, so the customer is asked one time.
         remediation = _unique(r for p in problems for r in get(p.key).remediation(facts, p))
         steps = _unique(get(p.key).customer(facts, p) for p in problems)
+        links = {
+            get(p.key).customer(facts, p): get(p.key).customer_link(facts, p) for p in problems
+        }
     else:
         problem = next((p for p in problems if p.key == key), problems[0] if problems else None)
         texts = diagnosis.remediation
@@ -865,6 +882,7 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
             texts = diagnosis.home_remediation
         remediation = _unique(texts(facts, problem))
         steps = _unique([diagnosis.customer(facts, problem)])
+        links = {steps[0]: diagnosis.customer_link(facts, problem)} if steps else {}
     title = diagnosis.title
     if diagnosis.key == "unclassified" and verification.error_code:
         title = f"{diagnosis.title}: {verification.error_code}"
@@ -877,6 +895,7 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
         customer_text=" ".join(steps),
         code=verification.error_code,
         customer_steps=steps,
+        customer_links={step: link for step, link in links.items() if link},
         working=_working(verification),
     )
 
