@@ -54,6 +54,8 @@ def resource_rows(tenant: Tenant, verification: Verification | None) -> list[dic
                 "required": list(requirement.permissions),
                 "rbac_role": requirement.rbac_role,
                 "granted": result.get("roles_seen"),
+                # Azure RBAC: no token carries it, the probe alone proves it.
+                "by_rbac": bool(requirement.rbac_role and not requirement.permissions),
                 "missing": result.get("roles_missing") or [],
                 "token": result.get("token"),
                 "error_code": result.get("error_code") or "",
@@ -77,14 +79,13 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
         latest = tenant.verifications.filter(state=Verification.State.DONE).first()
     reconsent = Invitation.objects.to_send_again(tenant)
     reconsent_url = links.invitation_url(reconsent) if reconsent else ""
+    explanation = diagnosis.describe(latest, consent_link=reconsent_url) if latest else None
     return render(
         request,
         "console/tenant_detail.html",
         {
             "tenant": tenant,
-            "explanation": (
-                diagnosis.describe(latest, consent_link=reconsent_url) if latest else None
-            ),
+            "explanation": explanation,
             "latest": latest,
             "resources": resource_rows(tenant, latest),
             "history": history,
@@ -93,7 +94,15 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             "invitations": list(Invitation.objects.for_tenant(tenant)[:20]),
             "reconsent": reconsent,
             "reconsent_url": reconsent_url,
-            "needs_reconsent": tenant.status in (Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS),
+            # Offered only where a new consent fixes what the latest verification found.
+            "needs_reconsent": (
+                tenant.status in (Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS)
+                and (
+                    explanation.reconsent_fixes
+                    if explanation is not None
+                    else tenant.diagnosis in diagnosis.RECONSENT_FIXES
+                )
+            ),
             "can_administer": request.user.has_perm(roles.ADMINISTER),
             "app_client_id": settings.ENTRA_APP_CLIENT_ID,
         },

@@ -122,6 +122,9 @@ class Explanation:
     working: list[str] = field(default_factory=list)
     # Where to do each step, when a page exists for it: step text → URL.
     customer_links: dict[str, str] = field(default_factory=dict)
+    # True when a new admin consent fixes (part of) what was found; a re-consent offer is
+    # shown only then (not for a missing licence, Azure role or a disabled app).
+    reconsent_fixes: bool = False
 
     @property
     def customer_items(self) -> list[tuple[str, str]]:
@@ -845,6 +848,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
 )
 
 CATALOGUE: dict[str, Diagnosis] = {d.key: d for d in _CATALOGUE}
+# The diagnoses a new admin consent fixes: the app missing from the tenant, or a permission
+# added after the customer consented.
+RECONSENT_FIXES = frozenset({"not_consented", "consent_required", "role_missing"})
 BY_CODE: dict[int, str] = {code: d.key for d in _CATALOGUE for code in d.codes}
 PLATFORM_KEYS = frozenset(d.key for d in _CATALOGUE if d.outcome == Outcome.PLATFORM_ERROR)
 
@@ -896,6 +902,9 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
         code=verification.error_code,
         customer_steps=steps,
         customer_links={step: link for step, link in links.items() if link},
+        reconsent_fixes=bool(
+            RECONSENT_FIXES & ({p.key for p in problems} if problems else {diagnosis.key})
+        ),
         working=_working(verification),
     )
 

@@ -89,7 +89,8 @@ def test_verify_tenants_enqueue_only_queues(make_tenant, capsys):
         ((), "name tenant ids, or use --all"),
         ((NORTHWIND, "--all"), "name tenant ids, or use --all"),
         (("not-a-guid\r\nx",), "not a tenant id: not-a-guid\\r\\nx"),
-        ((TAILSPIN,), f"unknown tenant(s): {TAILSPIN}"),
+        ((TAILSPIN,), f"unknown tenant: {TAILSPIN}"),
+        ((TAILSPIN, ADATUM), f"unknown tenants: {TAILSPIN}, {ADATUM}"),
     ],
 )
 def test_verify_tenants_refuses_bad_arguments(make_tenant, args, message):
