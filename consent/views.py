@@ -374,6 +374,10 @@ def _record_consent(
             contact_email=invitation.contact_email,
         )
         invitation.mark_used(tenant)
+        # One consent onboards the tenant: its other open links would only invite a second.
+        Invitation.objects.revoke_open_for(
+            tenant, actor="system", reason=f"tenant onboarded through invitation {invitation.code}"
+        )
         enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)
     # Post/Redirect/Get: refreshing the landing page never replays the callback.
     response = HttpResponseRedirect(reverse("consent:landing", args=[invitation.code]))

@@ -21,7 +21,7 @@ from accounts import roles
 from audit.log import actor_of, record
 from audit.models import AuditEvent
 from consent import links
-from consent.models import Invitation
+from consent.models import Invitation, InvitationRefused
 from console.access import get_tenant_for_user
 from console.forms import ConfirmForm, DashboardFilterForm, TenantSelectionForm
 from console.views.dashboard import valid_filters
@@ -249,14 +249,18 @@ def tenant_invite(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             request, "This tenant is offboarded. Create a new invitation to onboard it again."
         )
         return redirect("console:detail", tenant_code=tenant.code)
-    Invitation.objects.create_invitation(
-        customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
-        expected_tenant_id=tenant.tenant_id,
-        expected_domain=tenant.primary_domain,
-        access_profile=tenant.access_profile,
-        days=settings.INVITATION_DEFAULT_DAYS,
-        actor=actor_of(request),
-        tenant=tenant,
-    )
+    try:
+        Invitation.objects.create_invitation(
+            customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
+            expected_tenant_id=tenant.tenant_id,
+            expected_domain=tenant.primary_domain,
+            access_profile=tenant.access_profile,
+            days=settings.INVITATION_DEFAULT_DAYS,
+            actor=actor_of(request),
+            tenant=tenant,
+        )
+    except InvitationRefused as refused:
+        messages.error(request, f"No invitation created. {refused}")
+        return redirect("console:detail", tenant_code=tenant.code)
     messages.success(request, "Re-consent invitation created. Send the customer the link.")
     return redirect("console:detail", tenant_code=tenant.code)
