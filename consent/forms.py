@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from consent.directory import DOMAIN_PATTERN, TenantLookupError, tenant_id_for_domain
-from consent.models import STATE_PATTERN
+from consent.models import STATE_PATTERN, Invitation
 from tenants import profiles
 
 # The canonical 8-4-4-4-12 form. uuid.UUID() alone would also take braces, "urn:uuid:" and
@@ -93,17 +93,26 @@ class InvitationForm(forms.Form):
 
     customer_name = forms.CharField(max_length=200)
     # A tenant id, or a domain the customer has verified in Entra (looked up now, so the
-    # invitation is always bound to a GUID); empty accepts the first tenant that consents.
-    tenant = forms.CharField(max_length=253, required=False)
+    # invitation is always bound to a GUID). Required: see InvitationQuerySet.refusal.
+    tenant = forms.CharField(
+        max_length=253,
+        error_messages={
+            "required": "Give the customer's tenant ID or a domain they verified: an "
+            "invitation is accepted only from the tenant it names."
+        },
+    )
     access_profile = forms.ChoiceField(choices=profiles.CHOICES, initial=profiles.DEFAULT_PROFILE)
     days = forms.IntegerField(min_value=1, max_value=365)
     # Whom to send the link to: optional, the customer's administrator.
     contact_name = forms.CharField(max_length=200, required=False)
     contact_email = forms.EmailField(max_length=254, required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, check_rules: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["days"].initial = settings.INVITATION_DEFAULT_DAYS
+        # The CSV import gives its own verdicts (already onboarded, invited) for the same
+        # rules, so it checks only the fields here.
+        self.check_rules = check_rules
 
     def clean_customer_name(self) -> str:
         name = " ".join(self.cleaned_data["customer_name"].split())
@@ -138,12 +147,10 @@ class InvitationForm(forms.Form):
             )
         return data
 
-    def clean_tenant(self) -> ExpectedTenant | None:
+    def clean_tenant(self) -> ExpectedTenant:
         value = self.cleaned_data["tenant"].strip()
-        if not value:
-            return None
         if GUID_PATTERN.match(value):
-            return ExpectedTenant(uuid.UUID(value), "")
+            return self._allowed(ExpectedTenant(uuid.UUID(value), ""))
         if not DOMAIN_PATTERN.match(value.lower()):
             raise ValidationError(
                 "Give the customer's tenant ID (a GUID such as "
@@ -151,6 +158,13 @@ class InvitationForm(forms.Form):
                 code="invalid",
             )
         try:
-            return ExpectedTenant(tenant_id_for_domain(value), value.lower())
+            found = ExpectedTenant(tenant_id_for_domain(value), value.lower())
         except TenantLookupError as exc:
             raise ValidationError(str(exc), code="lookup") from exc
+        return self._allowed(found)
+
+    def _allowed(self, expected: ExpectedTenant) -> ExpectedTenant:
+        refused = self.check_rules and Invitation.objects.refusal(expected.tenant_id)
+        if refused:
+            raise ValidationError(refused, code="refused")
+        return expected

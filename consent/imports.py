@@ -236,7 +236,8 @@ def _validate(row: ImportRow, resolved: dict[str, uuid.UUID | TenantLookupError]
             "days": row.raw.get("days") or settings.INVITATION_DEFAULT_DAYS,
             "contact_name": row.contact_name,
             "contact_email": row.contact_email,
-        }
+        },
+        check_rules=False,
     )
     if not form.is_valid():
         problems = []

@@ -35,6 +35,10 @@ class TooManyOpenTickets(Exception):
         self.retry_after = retry_after
 
 
+class InvitationRefused(ValueError):
+    """An invitation the rules do not allow; its message says why and what to do instead."""
+
+
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def usable(self) -> InvitationQuerySet:
         """Open and not yet expired: the customer can still start consent from it."""
@@ -54,6 +58,40 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
             .first()
         )
 
+    def refusal(self, expected_tenant_id: uuid.UUID | None, tenant: Tenant | None = None) -> str:
+        """Why an invitation for `expected_tenant_id` may not be created, or "" when it may.
+
+        The rules: every invitation names its tenant (a link that any tenant could accept
+        is one forward away from onboarding a stranger); never the MSSP's own home tenant;
+        at most one usable invitation per tenant; and an onboarded tenant is invited again
+        only for re-consent from its own page (`tenant`), which keeps its access profile.
+        """
+        if expected_tenant_id is None:
+            return (
+                "Give the customer's tenant ID or a domain they verified: an invitation is "
+                "accepted only from the tenant it names."
+            )
+        if str(expected_tenant_id).lower() == str(settings.ENTRA_HOME_TENANT_ID).lower():
+            return (
+                f"{expected_tenant_id} is the home tenant (the MSSP's own), not a customer's: "
+                "it needs no consent."
+            )
+        open_one = self.usable().filter(expected_tenant_id=expected_tenant_id).first()
+        if open_one is not None:
+            return (
+                f"An open invitation for tenant {expected_tenant_id} exists already "
+                f"({open_one.customer_name}, valid until {open_one.expires_at:%Y-%m-%d}): send "
+                "its link again, or revoke it first."
+            )
+        onboarded = Tenant.objects.active().filter(tenant_id=expected_tenant_id).first()
+        if onboarded is not None and tenant is None:
+            return (
+                f"Tenant {expected_tenant_id} is onboarded already "
+                f"({onboarded.get_status_display().lower()}). To ask its administrator for "
+                "consent again, use “Create re-consent invitation” on the tenant's page."
+            )
+        return ""
+
     def create_invitation(
         self,
         *,
@@ -68,8 +106,12 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
         contact_email: str = "",
     ) -> Invitation:
         """Create an invitation and audit it (`invitation.created`). The one way to create
-        one: the console, `create_invitation` and re-consent all come here."""
+        one: the console, `create_invitation` and re-consent all come here. Raises
+        InvitationRefused, with nothing written, when `refusal` says no."""
         with transaction.atomic():
+            refused = self.refusal(expected_tenant_id, tenant)
+            if refused:
+                raise InvitationRefused(refused)
             invitation = self.create(
                 customer_name=customer_name,
                 expected_tenant_id=expected_tenant_id,

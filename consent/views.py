@@ -124,6 +124,9 @@ def _usable_invitation(request: HttpRequest, code: uuid.UUID) -> Invitation | Ht
         return _not_found(request)
     if not invitation.is_usable:
         context = {"invitation": invitation}
+        if invitation.tenant is not None:
+            # A used invitation: where that tenant stands now, and what is still to do.
+            context.update(_tenant_state(invitation.tenant))
         return render(request, "consent/invitation_closed.html", context, status=410)
     return invitation
 
@@ -395,6 +398,10 @@ def _record_consent(
             contact_email=invitation.contact_email,
         )
         invitation.mark_used(tenant)
+        # One consent onboards the tenant: its other open links would only invite a second.
+        Invitation.objects.revoke_open_for(
+            tenant, actor="system", reason=f"tenant onboarded through invitation {invitation.code}"
+        )
         enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)
     # Post/Redirect/Get: refreshing the landing page never replays the callback.
     response = HttpResponseRedirect(reverse("consent:landing", args=[invitation.code]))
@@ -410,22 +417,25 @@ def landing(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     invitation = _get_invitation(code)
     if invitation is None or invitation.tenant is None:
         return _not_found(request)
-    tenant = invitation.tenant
+    context = {"invitation": invitation, **_tenant_state(invitation.tenant)}
+    return render(request, "consent/landing.html", context)
+
+
+def _tenant_state(tenant: Tenant) -> dict[str, object]:
+    """The tenant's newest verification and, once it finished, what it found in the
+    customer's words (what works, what is left to do): the context of _verification.html."""
     verification = tenant.verifications.order_by("-created_at").first()
     checking = verification is not None and verification.state in Verification.OPEN_STATES
-    context = {
-        "invitation": invitation,
+    return {
         "tenant": tenant,
         "verification": verification,
         "checking": checking,
-        # What the check found, in the customer's words (what works, what is left to do).
         "explanation": (
             diagnosis.describe(verification, consent_link=_link_to_send_again(tenant))
             if verification and not checking
             else None
         ),
     }
-    return render(request, "consent/landing.html", context)
 
 
 def _link_to_send_again(tenant: Tenant) -> str:

@@ -27,6 +27,7 @@ SORTS = {
     "-checked": (F("last_checked_at").desc(nulls_last=True), "-tenant_id"),
 }
 STALE = "stale"
+EVERYTHING = "all"  # offboarded tenants too; the default ("") leaves them out
 ATTENTION = "attention"
 
 
@@ -35,10 +36,11 @@ class DashboardFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False,
         choices=[
-            ("", "All"),
+            ("", "All active"),
             (ATTENTION, "Needs attention"),
             *Tenant.Status.choices,
             (STALE, "Stale"),
+            (EVERYTHING, "All, with offboarded"),
         ],
     )
     sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])

@@ -123,6 +123,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ENTRA_CLOUD = env.str("ENTRA_CLOUD", default="public")
 ENTRA_HOME_TENANT_ID = env.str("ENTRA_HOME_TENANT_ID", default="")
 ENTRA_APP_CLIENT_ID = env.str("ENTRA_APP_CLIENT_ID", default="")
+# The app registration's display name: what Entra shows customers on its consent page and in
+# Enterprise applications. `manage.py doctor` reads the real one and compares.
+ENTRA_APP_DISPLAY_NAME = env.str("ENTRA_APP_DISPLAY_NAME", default="")
 ENTRA_MANAGED_IDENTITY_CLIENT_ID = env.str("ENTRA_MANAGED_IDENTITY_CLIENT_ID", default="")
 # Kubernetes workload identity: read the assertion from this projected token file instead of
 # asking a managed-identity endpoint.

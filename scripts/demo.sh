@@ -37,12 +37,13 @@ ENTRA_CLOUD=sandbox
 ENTRA_CA_BUNDLE="$REQUESTS_CA_BUNDLE"
 ENTRA_HOME_TENANT_ID=7d3e1c5a-2b4f-4e8a-9c61-0f5b8d2a4e17
 ENTRA_APP_CLIENT_ID=c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30
+ENTRA_APP_DISPLAY_NAME="Fabrikam MSSP Portal"
 ENTRA_MANAGED_IDENTITY_CLIENT_ID=5e2a9c71-3d84-4b6f-a0e2-91c7d4f8b6a2
 VERIFY_INTERVAL=900
 set +a
 # The same environment for `make doctor` / `make verify` in another shell.
 for name in DEBUG SECRET_KEY DATABASE_URL PORTAL_BASE_URL ENTRA_CLOUD ENTRA_CA_BUNDLE \
-            ENTRA_HOME_TENANT_ID ENTRA_APP_CLIENT_ID ENTRA_MANAGED_IDENTITY_CLIENT_ID \
+            ENTRA_HOME_TENANT_ID ENTRA_APP_CLIENT_ID ENTRA_APP_DISPLAY_NAME ENTRA_MANAGED_IDENTITY_CLIENT_ID \
             VERIFY_INTERVAL $(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' var/sandbox/sandbox.env); do
   printf '%s=%q\n' "$name" "${!name}"
 done > var/demo.env

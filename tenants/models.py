@@ -25,9 +25,11 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         return self.exclude(status=Tenant.Status.OFFBOARDED)
 
     def status_counts(self) -> dict[str, int]:
-        """Tenants per status, stale ones and the total, in one query."""
+        """Tenants per status, stale ones, the active ones (not offboarded) and the total, in
+        one query."""
         return self.aggregate(
             total=Count("pk"),
+            active=Count("pk", filter=~Q(status=Tenant.Status.OFFBOARDED)),
             stale=Count("pk", filter=Q(stale_since__isnull=False)),
             **{status: Count("pk", filter=Q(status=status)) for status in Tenant.Status.values},
         )

@@ -11,6 +11,7 @@ for name, value in {
     "ENTRA_CLOUD": "sandbox",
     "ENTRA_HOME_TENANT_ID": "7d3e1c5a-2b4f-4e8a-9c61-0f5b8d2a4e17",
     "ENTRA_APP_CLIENT_ID": "c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30",
+    "ENTRA_APP_DISPLAY_NAME": "Fabrikam MSSP Portal",
     "ENTRA_MANAGED_IDENTITY_CLIENT_ID": "5e2a9c71-3d84-4b6f-a0e2-91c7d4f8b6a2",
     # Placeholder until a test starts the sandbox and points the settings at it.
     "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9",

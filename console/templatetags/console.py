@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from tenants.verification import diagnosis
@@ -21,6 +22,17 @@ def ago(value: datetime | None) -> str:
     if value > timezone.now():
         return "just now"
     return f"{timesince(value, depth=1)} ago"
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """A relative time ("3 hours ago") with the absolute one on hover and for machines."""
+    if not value:
+        return ""
+    exact = timezone.localtime(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, ago(value)
+    )
 
 
 @register.filter

@@ -8,14 +8,14 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts import roles
-from console.forms import ATTENTION, SORTS, STALE, DashboardFilterForm
+from console.forms import ATTENTION, EVERYTHING, SORTS, STALE, DashboardFilterForm
 from notifications.models import Delivery
 from tenants.models import PlatformAlert, Tenant, Verification
 
@@ -40,7 +40,11 @@ def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
             match |= Q(tenant_id=uuid.UUID(q))
         tenants = tenants.filter(match)
     status = data.get("status", "")
-    if status == STALE:
+    if not status:
+        tenants = tenants.exclude(status=Tenant.Status.OFFBOARDED)
+    elif status == EVERYTHING:
+        pass
+    elif status == STALE:
         tenants = tenants.filter(stale_since__isnull=False)
     elif status == ATTENTION:
         tenants = tenants.filter(
@@ -52,23 +56,29 @@ def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
 
 
 def status_counts() -> dict[str, int]:
-    """Tenants per status, stale ones and the total, in one query."""
+    """Tenants per status, stale ones, the active ones (not offboarded) and the total, in one
+    query."""
     return Tenant.objects.status_counts()
 
 
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the dashboard shows, in a fixed number of queries whatever the fleet size:
-    counts (1), open verifications (1), alerts (1), page count (1), page rows (1), the last
-    notification about each row (1)."""
+    counts (1), open verifications (1), alerts (1), page count (1), page rows (1), the rows'
+    latest definitive results (1), the last notification about each row (1)."""
     form = DashboardFilterForm(request.GET)
     tenants = filtered_tenants(form).annotate(
         verifying=Exists(
             Verification.objects.filter(tenant=OuterRef("pk"), state__in=Verification.OPEN_STATES)
-        )
+        ),
+        # The verification the status comes from (an inconclusive one changes no status).
+        definitive=Subquery(
+            Verification.objects.filter(tenant=OuterRef("pk"), outcome__in=DEFINITIVE)
+            .order_by("-finished_at")
+            .values("pk")[:1]
+        ),
     )
     paginator = Paginator(tenants, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    told = Delivery.objects.last_sent_about(t.tenant_id for t in page.object_list)
     counts = status_counts()
     progress = Verification.objects.filter(state__in=Verification.OPEN_STATES).aggregate(
         queued=Count("pk", filter=Q(state=Verification.State.QUEUED)),
@@ -82,9 +92,7 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "form": form,
         "page": page,
-        "rows": [
-            {"tenant": tenant, "told": told.get(tenant.tenant_id)} for tenant in page.object_list
-        ],
+        "rows": _rows(page.object_list),
         "counts": counts,
         "status_cards": [(value, label, counts[value]) for value, label in Tenant.Status.choices],
         "progress": progress,
@@ -96,6 +104,37 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "sort": valid_filters(form).get("sort") or "name",
         "now": timezone.now(),
     }
+
+
+DEFINITIVE = (
+    Verification.Outcome.VERIFIED,
+    Verification.Outcome.INCOMPLETE,
+    Verification.Outcome.NO_ACCESS,
+)
+
+
+def _rows(tenants: list[Tenant]) -> list[dict[str, Any]]:
+    """Each tenant with how many problems its status comes from beyond the one its
+    diagnosis names (the table shows the first and "and N more"), and the last notification
+    sent about it."""
+    told = Delivery.objects.last_sent_about(t.tenant_id for t in tenants)
+    results = dict(
+        Verification.objects.filter(
+            pk__in=[t.definitive for t in tenants if t.definitive]
+        ).values_list("pk", "results")
+    )
+    rows = []
+    for tenant in tenants:
+        found = results.get(tenant.definitive) or {}
+        problems = sum(
+            1
+            for result in (found.values() if isinstance(found, dict) else ())
+            if isinstance(result, dict) and result.get("diagnosis") not in (None, "", "verified")
+        )
+        rows.append(
+            {"tenant": tenant, "more": max(0, problems - 1), "told": told.get(tenant.tenant_id)}
+        )
+    return rows
 
 
 @require_GET

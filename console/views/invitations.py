@@ -17,10 +17,11 @@ from audit.log import actor_of
 from audit.models import AuditEvent
 from consent import links, refusals
 from consent.forms import InvitationForm
-from consent.models import Invitation
+from consent.models import Invitation, InvitationRefused
 from console.access import get_invitation_for_user
 from console.forms import ConfirmForm, InvitationFilterForm
 from mssp_portal import clouds
+from tenants import profiles
 
 PAGE_SIZE = 50
 
@@ -50,6 +51,28 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def profile_choices() -> list[dict[str, object]]:
+    """Each access profile as the invitation form describes it: what it is for, and per
+    service the application permission the token must carry or the Azure role the customer
+    assigns."""
+    return [
+        {
+            "key": profile.key,
+            "name": profile.name,
+            "summary": profile.summary,
+            "needs": [
+                {
+                    "title": clouds.TITLES.get(r.resource, r.resource),
+                    "permissions": r.permissions,
+                    "rbac_role": r.rbac_role,
+                }
+                for r in profile.requirements
+            ],
+        }
+        for profile in profiles.PROFILES.values()
+    ]
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(roles.ADMINISTER, raise_exception=True)
@@ -58,22 +81,26 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         expected = data["tenant"]
-        invitation = Invitation.objects.create_invitation(
-            customer_name=data["customer_name"],
-            expected_tenant_id=expected.tenant_id if expected else None,
-            expected_domain=expected.domain if expected else "",
-            access_profile=data["access_profile"],
-            days=data["days"],
-            actor=actor_of(request),
-            contact_name=data["contact_name"],
-            contact_email=data["contact_email"],
-        )
-        messages.success(request, "Invitation created. Send the customer the link below.")
-        return redirect("console:invitation", invitation_code=invitation.code)
+        try:
+            invitation = Invitation.objects.create_invitation(
+                customer_name=data["customer_name"],
+                expected_tenant_id=expected.tenant_id,
+                expected_domain=expected.domain,
+                access_profile=data["access_profile"],
+                days=data["days"],
+                actor=actor_of(request),
+                contact_name=data["contact_name"],
+                contact_email=data["contact_email"],
+            )
+        except InvitationRefused as refused:  # another admin was quicker
+            form.add_error("tenant", str(refused))
+        else:
+            messages.success(request, "Invitation created. Send the customer the link below.")
+            return redirect("console:invitation", invitation_code=invitation.code)
     return render(
         request,
         "console/invitation_create.html",
-        {"form": form},
+        {"form": form, "profiles": profile_choices()},
         status=400 if request.method == "POST" else 200,
     )
 

@@ -21,7 +21,7 @@ from accounts import roles
 from audit.log import actor_of, record
 from audit.models import AuditEvent
 from consent import links
-from consent.models import Invitation
+from consent.models import Invitation, InvitationRefused
 from console.access import get_tenant_for_user
 from console.forms import ConfirmForm, DashboardFilterForm, TenantSelectionForm
 from console.views.dashboard import valid_filters
@@ -55,6 +55,8 @@ def resource_rows(tenant: Tenant, verification: Verification | None) -> list[dic
                 "required": list(requirement.permissions),
                 "rbac_role": requirement.rbac_role,
                 "granted": result.get("roles_seen"),
+                # Azure RBAC: no token carries it, the probe alone proves it.
+                "by_rbac": bool(requirement.rbac_role and not requirement.permissions),
                 "missing": result.get("roles_missing") or [],
                 "token": result.get("token"),
                 "error_code": result.get("error_code") or "",
@@ -78,14 +80,13 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
         latest = tenant.verifications.filter(state=Verification.State.DONE).first()
     reconsent = Invitation.objects.to_send_again(tenant)
     reconsent_url = links.invitation_url(reconsent) if reconsent else ""
+    explanation = diagnosis.describe(latest, consent_link=reconsent_url) if latest else None
     return render(
         request,
         "console/tenant_detail.html",
         {
             "tenant": tenant,
-            "explanation": (
-                diagnosis.describe(latest, consent_link=reconsent_url) if latest else None
-            ),
+            "explanation": explanation,
             "latest": latest,
             "resources": resource_rows(tenant, latest),
             "unneeded_roles": [
@@ -99,7 +100,15 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             "invitations": list(Invitation.objects.for_tenant(tenant)[:20]),
             "reconsent": reconsent,
             "reconsent_url": reconsent_url,
-            "needs_reconsent": tenant.status in (Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS),
+            # Offered only where a new consent fixes what the latest verification found.
+            "needs_reconsent": (
+                tenant.status in (Tenant.Status.INCOMPLETE, Tenant.Status.NO_ACCESS)
+                and (
+                    explanation.reconsent_fixes
+                    if explanation is not None
+                    else tenant.diagnosis in diagnosis.RECONSENT_FIXES
+                )
+            ),
             "can_administer": request.user.has_perm(roles.ADMINISTER),
             "app_client_id": settings.ENTRA_APP_CLIENT_ID,
         },
@@ -246,14 +255,18 @@ def tenant_invite(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             request, "This tenant is offboarded. Create a new invitation to onboard it again."
         )
         return redirect("console:detail", tenant_code=tenant.code)
-    Invitation.objects.create_invitation(
-        customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
-        expected_tenant_id=tenant.tenant_id,
-        expected_domain=tenant.primary_domain,
-        access_profile=tenant.access_profile,
-        days=settings.INVITATION_DEFAULT_DAYS,
-        actor=actor_of(request),
-        tenant=tenant,
-    )
+    try:
+        Invitation.objects.create_invitation(
+            customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
+            expected_tenant_id=tenant.tenant_id,
+            expected_domain=tenant.primary_domain,
+            access_profile=tenant.access_profile,
+            days=settings.INVITATION_DEFAULT_DAYS,
+            actor=actor_of(request),
+            tenant=tenant,
+        )
+    except InvitationRefused as refused:
+        messages.error(request, f"No invitation created. {refused}")
+        return redirect("console:detail", tenant_code=tenant.code)
     messages.success(request, "Re-consent invitation created. Send the customer the link.")
     return redirect("console:detail", tenant_code=tenant.code)

@@ -14,7 +14,7 @@ produced a key is in `tenants.verification.classify`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -52,12 +52,31 @@ class Facts:
     fic_issuer: str
     fic_subject: str
     fic_audience: str
+    # The name Entra shows for the app (ENTRA_APP_DISPLAY_NAME), "" when not configured.
+    app_name: str
     # True when the issuer/subject come from the managed identity token itself.
     fic_from_token: bool
     assertion_window: str
     consent_link: str
     code: str
     loganalytics: dict[str, str] = field(default_factory=dict)
+    cloud: str = ""
+    verification_code: str = ""
+    # The home tenant's multi-tenant app that last verified a tenant, when it is not the
+    # app presented (found for AADSTS700236 only); "" when unknown.
+    working_app_client_id: str = ""
+
+    @property
+    def home(self) -> bool:
+        """True when the tenant checked is the MSSP's own home tenant (`manage.py doctor`)."""
+        return self.tenant_id.lower() == self.home_tenant_id.lower()
+
+    @property
+    def app(self) -> str:
+        """The app as an operator finds it in Entra: its name and its application id."""
+        if self.app_name:
+            return f"\u201c{self.app_name}\u201d (application id {self.app_client_id})"
+        return f"application id {self.app_client_id}"
 
 
 Texts = Callable[[Facts, Problem | None], list[str]]
@@ -81,6 +100,11 @@ class Diagnosis:
     codes: tuple[int, ...] = ()
     remediation: Texts = _no_action
     customer: Words = _no_words
+    # The page where the customer does their step, when there is one.
+    customer_link: Words = _no_words
+    # What to do when the tenant is the home tenant itself (`manage.py doctor`'s exchange),
+    # where a customer-side remedy would be wrong; None when `remediation` holds there too.
+    home_remediation: Texts | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,16 @@ class Explanation:
     # per item (customer_text joins them), and which services already work.
     customer_steps: list[str] = field(default_factory=list)
     working: list[str] = field(default_factory=list)
+    # Where to do each step, when a page exists for it: step text → URL.
+    customer_links: dict[str, str] = field(default_factory=dict)
+    # True when a new admin consent fixes (part of) what was found; a re-consent offer is
+    # shown only then (not for a missing licence, Azure role or a disabled app).
+    reconsent_fixes: bool = False
+
+    @property
+    def customer_items(self) -> list[tuple[str, str]]:
+        """Each step with the URL of the page where it is done ("" when none)."""
+        return [(step, self.customer_links.get(step, "")) for step in self.customer_steps]
 
 
 # What must be licensed in a tenant for a resource's service principal to exist there
@@ -115,17 +149,22 @@ LICENCES = {
 
 def _reconsent(facts: Facts) -> str:
     if facts.consent_link:
-        return f"Send the customer this consent link again: {facts.consent_link}"
+        return (
+            f"Send the administrator of tenant {facts.tenant_id} this consent link again: "
+            f"{facts.consent_link}"
+        )
     return (
         f"Create a new consent invitation for tenant {facts.tenant_id} and send it to the "
         "customer's administrator."
     )
 
 
-def _fic(facts: Facts) -> list[str]:
+def _fic(facts: Facts, app: str = "") -> list[str]:
+    """The federated credential that must exist on the home tenant's app (`app`, by default
+    the app presented)."""
     where = (
-        f"In the home tenant {facts.home_tenant_id}, app registration {facts.app_client_id} → "
-        "Certificates & secrets → Federated credentials"
+        f"In the home tenant {facts.home_tenant_id}, {app or 'app registration ' + facts.app}"
+        " → Certificates & secrets → Federated credentials"
     )
     subject = facts.fic_subject or (
         f"the object (principal) id of managed identity {facts.managed_identity_client_id}"
@@ -151,10 +190,11 @@ def _missing_roles(facts: Facts, problem: Problem | None) -> list[str]:
         return [_reconsent(facts)]
     names = ", ".join(problem.roles_missing) or "the required permissions"
     return [
-        f"{problem.title}: the token has no {names}. The permission was probably added to the "
-        "app after the customer consented; consent must be granted again to include it.",
-        f"Check that app registration {facts.app_client_id} requests {names} "
-        f"({problem.title}, application permission).",
+        f"{problem.title}: the token of {facts.app} in tenant {facts.tenant_id} has no "
+        f"{names}. The permission was probably added to the app after the customer "
+        "consented; consent must be granted again to include it.",
+        f"Check that app registration {facts.app_client_id} in the home tenant "
+        f"{facts.home_tenant_id} requests {names} ({problem.title}, application permission).",
         _reconsent(facts),
     ]
 
@@ -162,22 +202,59 @@ def _missing_roles(facts: Facts, problem: Problem | None) -> list[str]:
 def _missing_rbac(facts: Facts, problem: Problem | None) -> list[str]:
     role = problem.rbac_role if problem and problem.rbac_role else "the required role"
     title = problem.title if problem else "the resource"
-    on_arm = problem is not None and problem.resource == "arm"
-    scope = "a subscription" if on_arm else "the data collection rule"
     return [
         f"{title} uses Azure role assignments, which admin consent does not create. The "
-        f"customer must assign the role '{role}' on {scope} to the enterprise application "
-        f"{facts.app_client_id} ({facts.mssp_name}) in tenant {facts.tenant_id}."
+        f"customer must assign the role '{role}' on {_rbac_scope(facts, problem)} to the "
+        f"enterprise application {facts.app} in tenant {facts.tenant_id}."
     ]
+
+
+def _rbac_scope(facts: Facts, problem: Problem | None) -> str:
+    """Where the Azure role is assigned, as precisely as the tenant's settings say."""
+    if problem is not None and problem.resource == "loganalytics":
+        dcr = facts.loganalytics.get("dcr", "")
+        return f"the data collection rule {dcr}" if dcr else "the data collection rule"
+    return "each subscription the MSSP is to see (or a management group above them)"
+
+
+# Where a customer assigns an Azure role: the Azure portal of their cloud (the sandbox has
+# none; its customers stand for public-cloud ones), and the blade per resource.
+AZURE_PORTALS = {
+    "public": "https://portal.azure.com",
+    "usgov": "https://portal.azure.us",
+    "china": "https://portal.azure.cn",
+}
+RBAC_BLADES = {
+    "arm": "/#view/Microsoft_Azure_Billing/SubscriptionsBladeV2",
+    "loganalytics": "/#browse/microsoft.insights%2Fdatacollectionrules",
+}
+
+
+def rbac_link(cloud: str, resource: str) -> str:
+    """The Azure portal page where the role for `resource` is assigned."""
+    portal = AZURE_PORTALS.get(cloud, AZURE_PORTALS["public"])
+    return portal + RBAC_BLADES.get(resource, RBAC_BLADES["arm"])
 
 
 def _rbac_customer(facts: Facts, problem: Problem | None) -> str:
     role = problem.rbac_role if problem and problem.rbac_role else "the required role"
     title = problem.title if problem else "Azure"
+    resource = problem.resource if problem else "arm"
+    if resource == "loganalytics":
+        dcr = facts.loganalytics.get("dcr", "")
+        scope = f"the data collection rule {dcr}" if dcr else "your data collection rule"
+        where = "Azure portal → Data collection rules → the rule"
+    else:
+        scope = "each Azure subscription we are to see"
+        where = "Azure portal → Subscriptions → the subscription"
     return (
-        f"One more step in Azure: assign the role \u201c{role}\u201d for {title} to the "
-        f"application \u201c{facts.mssp_name}\u201d (application id {facts.app_client_id})."
+        f"For {title}: assign the role \u201c{role}\u201d on {scope} to the application "
+        f"{facts.app} ({where} → Access control (IAM) → Add role assignment)."
     )
+
+
+def _rbac_customer_link(facts: Facts, problem: Problem | None) -> str:
+    return rbac_link(facts.cloud, problem.resource if problem else "arm")
 
 
 def _licence(facts: Facts, problem: Problem | None) -> list[str]:
@@ -186,8 +263,10 @@ def _licence(facts: Facts, problem: Problem | None) -> list[str]:
     need = LICENCES.get(key, "the service to be provisioned")
     return [
         f"{title} is not provisioned in tenant {facts.tenant_id}: it needs {need}.",
-        "If the customer does not have it, remove this service from the tenant's access "
-        "profile; if they do, verify again once it is set up (no new consent is needed).",
+        "If the customer does not have it, invite the tenant again with an access profile "
+        "without this service. If they do, verify again once it is set up; should the "
+        "permission then be reported missing, the customer must consent again (consent "
+        "grants permissions only for services present at that time).",
     ]
 
 
@@ -239,17 +318,63 @@ def _consent_again(facts: Facts) -> str:
 
 def _reconsent_customer(facts: Facts, problem: Problem | None) -> str:
     return (
-        f"We could not find {facts.mssp_name}'s application in your organisation. Please "
-        f"{_consent_again(facts)}."
+        f"We could not find {facts.mssp_name}'s application, {facts.app}, in your organisation. "
+        f"Please {_consent_again(facts)}."
     )
+
+
+def _home_app_missing(facts: Facts, problem: Problem | None) -> list[str]:
+    return [
+        f"Entra found no service principal of app {facts.app_client_id} in the home tenant "
+        f"{facts.home_tenant_id}: ENTRA_APP_CLIENT_ID must be the application (client) id of "
+        f"the MSSP's multi-tenant app registered in {facts.home_tenant_id} (Entra admin "
+        "center, signed in to the home tenant → App registrations).",
+        "Then run `manage.py doctor` again.",
+    ]
+
+
+def _wrong_direction(facts: Facts, problem: Problem | None) -> list[str]:
+    working = facts.working_app_client_id
+    if working:
+        target = f"app registration {working}"
+        use = (
+            f"Set ENTRA_APP_CLIENT_ID to {working}, the MSSP's multi-tenant app that last "
+            f"verified a tenant (it is {facts.app_client_id}, an app registered outside the home "
+            f"tenant {facts.home_tenant_id})."
+        )
+    else:
+        target = "that app registration"
+        use = (
+            f"ENTRA_APP_CLIENT_ID is {facts.app_client_id}, an app registered outside the home "
+            f"tenant {facts.home_tenant_id}. Set it to the application (client) id of the "
+            f"MSSP's multi-tenant app in {facts.home_tenant_id}: Entra admin center, signed in "
+            "to the home tenant → App registrations → the app whose supported account types "
+            "are 'Multiple organizations' (the app customers consent to and staff sign in with)."
+        )
+    if facts.home:
+        customers = (
+            f"If {facts.app_client_id} was created by a customer in their own tenant, ask that "
+            "customer's administrator to delete it: it cannot be used. Customers only consent "
+            "to the MSSP's app, through an invitation from the console."
+        )
+    else:
+        customers = (
+            f"Once the setting is fixed, verify tenant {facts.tenant_id} again. If it then "
+            "reports the app not consented, its administrator consented to "
+            f"{facts.app_client_id} (invitation links use ENTRA_APP_CLIENT_ID): send them the "
+            "consent link again. An app the customer created for the MSSP in their own tenant "
+            "cannot be used; they may delete it."
+        )
+    return [use, *_fic(facts, target), customers]
 
 
 def _la_settings(facts: Facts, problem: Problem | None) -> list[str]:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(facts.loganalytics.items())) or "none"
     return [
         "The Logs Ingestion probe needs the customer's data collection endpoint, the data "
-        "collection rule's immutable id and the stream name. Set them in the tenant's probe "
-        'settings: {"loganalytics": {"endpoint": "https://<dce>.<region>.ingest.monitor.azure'
+        "collection rule's immutable id and the stream name. Set them in the probe settings "
+        f"of tenant {facts.tenant_id}: "
+        '{"loganalytics": {"endpoint": "https://<dce>.<region>.ingest.monitor.azure'
         '.com", "dcr": "dcr-…", "stream": "Custom-…"}}.',
         f"Currently configured: {shown}.",
     ]
@@ -276,10 +401,11 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.NO_ACCESS,
         codes=(700016, 7000229),
         remediation=lambda f, p: [
-            _reconsent(f),
+            f"Tenant {f.tenant_id} has no service principal of {f.app}. {_reconsent(f)}",
             "If the customer removed the app on purpose, offboard the tenant.",
         ],
         customer=_reconsent_customer,
+        home_remediation=_home_app_missing,
     ),
     Diagnosis(
         "consent_required",
@@ -288,8 +414,11 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "permissions this should not occur; it means consent is missing or incomplete.",
         Outcome.NO_ACCESS,
         codes=(65001,),
-        remediation=lambda f, p: [_reconsent(f)],
+        remediation=lambda f, p: [
+            f"Consent to {f.app} in tenant {f.tenant_id} is missing or incomplete. " + _reconsent(f)
+        ],
         customer=_reconsent_customer,
+        home_remediation=_home_app_missing,
     ),
     Diagnosis(
         "app_disabled",
@@ -299,17 +428,23 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.NO_ACCESS,
         codes=(7000112,),
         remediation=lambda f, p: [
-            f"Ask the customer to enable the enterprise application {f.app_client_id} "
-            f"({f.mssp_name}) in tenant {f.tenant_id}: Entra admin center → Enterprise "
-            "applications → Properties → Enabled for users to sign in = Yes.",
+            f"Ask the customer to enable the enterprise application {f.app} in tenant "
+            f"{f.tenant_id}: Entra admin center → Enterprise applications → Properties → "
+            "Enabled for users to sign in = Yes. No new consent is needed.",
             "If they disabled it on purpose, offboard the tenant.",
         ],
         customer=lambda f, p: (
             f"{f.mssp_name}'s application is switched off in your organisation. To continue, "
             "an administrator must switch it back on: Microsoft Entra admin center → Enterprise "
-            f"applications → {f.mssp_name} → Properties → \u201cEnabled for users to sign in\u201d "
+            f"applications → {f.app} → Properties → \u201cEnabled for users to sign in\u201d "
             "= Yes."
         ),
+        home_remediation=lambda f, p: [
+            f"The service principal of {f.app} in the home tenant {f.home_tenant_id} is "
+            "disabled: Entra admin center, signed in to the home tenant → Enterprise "
+            "applications → Properties → Enabled for users to sign in = Yes.",
+            "Then run `manage.py doctor` again.",
+        ],
     ),
     Diagnosis(
         "tenant_not_found",
@@ -320,8 +455,13 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         codes=(90002,),
         remediation=lambda f, p: [
             f"Check the tenant id {f.tenant_id} with the customer, and which Microsoft cloud "
-            "their tenant is in.",
+            f"their tenant is in (this portal runs in {f.cloud or 'its configured cloud'}).",
             "If the tenant was deleted, offboard it.",
+        ],
+        home_remediation=lambda f, p: [
+            f"Entra does not know the home tenant {f.home_tenant_id} in cloud "
+            f"{f.cloud or '?'}: check ENTRA_HOME_TENANT_ID and ENTRA_CLOUD, then run "
+            "`manage.py doctor` again."
         ],
         customer=lambda f, p: (
             "Microsoft could not find your organisation's tenant. Please contact us to confirm "
@@ -338,6 +478,10 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
             f"Check that {f.tenant_id} is the customer's tenant id (not a domain alias of "
             "another tenant) and verify again."
         ],
+        home_remediation=lambda f, p: [
+            f"Check that ENTRA_HOME_TENANT_ID ({f.home_tenant_id}) is the tenant id of the "
+            "MSSP's home tenant, not a domain alias of another one."
+        ],
         customer=lambda f, p: "We could not confirm your organisation; we will contact you.",
     ),
     Diagnosis(
@@ -347,8 +491,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "deployment runs in; tokens cannot be exchanged across clouds.",
         Outcome.NO_ACCESS,
         remediation=lambda f, p: [
-            "Onboard the tenant from a portal deployment in its own cloud, or correct its "
-            "cloud and verify again."
+            f"Tenant {f.tenant_id} is recorded in another cloud than this deployment's "
+            f"({f.cloud or '?'}). Onboard it from a portal deployment in its own cloud, or "
+            "correct its cloud and verify again."
         ],
         customer=lambda f, p: "We could not reach your organisation yet; we will contact you.",
     ),
@@ -384,15 +529,17 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=_missing_rbac,
         customer=_rbac_customer,
+        customer_link=_rbac_customer_link,
     ),
     Diagnosis(
         "arm_no_subscriptions",
-        "No Azure subscription visible",
-        "Azure Resource Manager answered, with no subscription: the app has no role "
-        "assignment on any subscription.",
+        "No Azure role on any subscription",
+        "Azure Resource Manager answered but listed no subscription: the app holds no role on "
+        "any subscription of the tenant (which may well have subscriptions).",
         Outcome.INCOMPLETE,
         remediation=_missing_rbac,
         customer=_rbac_customer,
+        customer_link=_rbac_customer_link,
     ),
     Diagnosis(
         "probe_forbidden",
@@ -402,9 +549,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=lambda f, p: [
             f"{p.title if p else 'The service'} refused the call ({p.detail if p else 'HTTP 403'}"
-            "). Check the service's own access settings in the customer tenant, then verify "
-            "again.",
-            _reconsent(f),
+            f") although the token carries its permissions. Check the service's own access "
+            f"settings in tenant {f.tenant_id}, then verify again; a new consent would grant "
+            "nothing more.",
         ],
         customer=lambda f, p: (
             f"{p.title if p else 'One service'} did not let us in yet. We will contact you "
@@ -419,7 +566,8 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=lambda f, p: [
             f"{p.title if p else 'The service'} rejected the token ({p.detail if p else 'HTTP 401'}"
-            "). Check that the product is licensed and set up in the tenant.",
+            f"). Check that the product is licensed and set up in tenant {f.tenant_id}, then "
+            "verify again.",
         ],
         customer=_licence_customer,
     ),
@@ -431,7 +579,7 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         remediation=lambda f, p: [
             f"{p.title if p else 'The service'} answered {p.detail if p else 'an error'}. Check "
-            "the tenant's probe settings, then verify again."
+            f"the probe settings of tenant {f.tenant_id}, then verify again."
         ],
         customer=lambda f, p: "We are finishing the setup on our side; we will contact you.",
     ),
@@ -453,7 +601,8 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "The access profile asks for a service that this Microsoft cloud does not offer.",
         Outcome.INCOMPLETE,
         remediation=lambda f, p: [
-            f"Choose an access profile without {p.title if p else 'this service'} for this tenant."
+            f"Invite tenant {f.tenant_id} again with an access profile without "
+            f"{p.title if p else 'this service'}: cloud {f.cloud or '?'} does not offer it."
         ],
         customer=lambda f, p: "We are adjusting our setup for your cloud; we will contact you.",
     ),
@@ -465,8 +614,8 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.INCOMPLETE,
         codes=(1100000,),
         remediation=lambda f, p: [
-            "Verify again later; if it persists, open a Microsoft support case quoting the code.",
-            _reconsent(f),
+            f"Verify tenant {f.tenant_id} again later; if it persists, open a Microsoft support "
+            f"case quoting the code {f.code or 'AADSTS1100000'}.",
         ],
         customer=lambda f, p: "We could not finish the check yet; we will contact you.",
     ),
@@ -478,9 +627,10 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "checked. This is on the MSSP's side.",
         Outcome.PLATFORM_ERROR,
         remediation=lambda f, p: [
-            f"Check that the user-assigned managed identity {f.managed_identity_client_id} is "
-            "attached to the compute running the portal's worker, and that the identity "
-            "endpoint (IMDS or IDENTITY_ENDPOINT) is reachable from it.",
+            f"Check that the user-assigned managed identity {f.managed_identity_client_id} of "
+            f"the home tenant {f.home_tenant_id} is attached to the compute running the "
+            "portal's worker, and that the identity endpoint (IMDS or IDENTITY_ENDPOINT) is "
+            "reachable from it.",
             "Or, on Kubernetes, that ENTRA_WORKLOAD_IDENTITY_TOKEN_FILE points at the projected "
             "token.",
             "Then run `manage.py doctor`.",
@@ -532,14 +682,7 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "used.",
         Outcome.PLATFORM_ERROR,
         codes=(700236,),
-        remediation=lambda f, p: [
-            f"Set ENTRA_APP_CLIENT_ID to the MSSP's multi-tenant app registered in the home "
-            f"tenant {f.home_tenant_id} (currently {f.app_client_id}).",
-            *_fic(f),
-            "Ask the customer to delete any app registration they created for the MSSP in "
-            "their own tenant, and to grant admin consent to the MSSP's app instead: "
-            + _reconsent(f),
-        ],
+        remediation=_wrong_direction,
         customer=_platform_customer,
     ),
     Diagnosis(
@@ -550,8 +693,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.PLATFORM_ERROR,
         codes=(700222,),
         remediation=lambda f, p: [
-            "Use the user-assigned managed identity's token (audience api://AzureADTokenExchange) "
-            "as the assertion, and check ENTRA_MANAGED_IDENTITY_CLIENT_ID.",
+            f"Use the token of the user-assigned managed identity {f.managed_identity_client_id} "
+            f"of the home tenant {f.home_tenant_id} (audience {f.fic_audience}) as the "
+            "assertion: check ENTRA_MANAGED_IDENTITY_CLIENT_ID.",
             *_fic(f),
         ],
         customer=_platform_customer,
@@ -614,7 +758,8 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         Outcome.PLATFORM_ERROR,
         codes=(900144, 9002313, 90011, 7000218, 70003, 50059, 900023),
         remediation=lambda f, p: [
-            "Check ENTRA_APP_CLIENT_ID, ENTRA_CLOUD and the tenant id; run `manage.py doctor`."
+            f"Check ENTRA_APP_CLIENT_ID ({f.app_client_id}), ENTRA_CLOUD ({f.cloud or '?'}) and "
+            f"the tenant id {f.tenant_id}; run `manage.py doctor`."
         ],
         customer=_platform_customer,
     ),
@@ -674,7 +819,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
         "The verification stopped on an unexpected error in the portal; the worker's log "
         "has the details. The tenant keeps its last definitive status, marked stale.",
         Outcome.TRANSIENT,
-        remediation=lambda f, p: ["Look up the worker's log for this verification's id."],
+        remediation=lambda f, p: [
+            f"Look up verification {f.verification_code or '(its id)'} in the worker's log."
+        ],
         customer=_transient_customer,
     ),
     # -- the rest ------------------------------------------------------------------------
@@ -701,6 +848,9 @@ _CATALOGUE: tuple[Diagnosis, ...] = (
 )
 
 CATALOGUE: dict[str, Diagnosis] = {d.key: d for d in _CATALOGUE}
+# The diagnoses a new admin consent fixes: the app missing from the tenant, or a permission
+# added after the customer consented.
+RECONSENT_FIXES = frozenset({"not_consented", "consent_required", "role_missing"})
 BY_CODE: dict[int, str] = {code: d.key for d in _CATALOGUE for code in d.codes}
 PLATFORM_KEYS = frozenset(d.key for d in _CATALOGUE if d.outcome == Outcome.PLATFORM_ERROR)
 
@@ -716,20 +866,29 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
     knows invitations; the engine does not), or "" when there is none. Never raises on
     unknown keys or odd results."""
     tenant = verification.tenant
-    facts = _facts(verification, tenant, consent_link)
-    problems = _problems(verification)
     key = verification.diagnosis or (
         "verified" if verification.outcome == Outcome.VERIFIED else "unclassified"
     )
+    facts = _facts(verification, tenant, consent_link)
+    if key == "fic_wrong_direction":
+        facts = replace(facts, working_app_client_id=working_app(facts.app_client_id))
+    problems = _problems(verification)
     diagnosis = get(key)
     if verification.outcome == Outcome.INCOMPLETE and problems:
         # Everything missing at once, so the customer is asked one time.
         remediation = _unique(r for p in problems for r in get(p.key).remediation(facts, p))
         steps = _unique(get(p.key).customer(facts, p) for p in problems)
+        links = {
+            get(p.key).customer(facts, p): get(p.key).customer_link(facts, p) for p in problems
+        }
     else:
         problem = next((p for p in problems if p.key == key), problems[0] if problems else None)
-        remediation = _unique(diagnosis.remediation(facts, problem))
+        texts = diagnosis.remediation
+        if facts.home and diagnosis.home_remediation is not None:
+            texts = diagnosis.home_remediation
+        remediation = _unique(texts(facts, problem))
         steps = _unique([diagnosis.customer(facts, problem)])
+        links = {steps[0]: diagnosis.customer_link(facts, problem)} if steps else {}
     title = diagnosis.title
     if diagnosis.key == "unclassified" and verification.error_code:
         title = f"{diagnosis.title}: {verification.error_code}"
@@ -742,8 +901,26 @@ def describe(verification: Verification, *, consent_link: str = "") -> Explanati
         customer_text=" ".join(steps),
         code=verification.error_code,
         customer_steps=steps,
+        customer_links={step: link for step, link in links.items() if link},
+        reconsent_fixes=bool(
+            RECONSENT_FIXES & ({p.key for p in problems} if problems else {diagnosis.key})
+        ),
         working=_working(verification),
     )
+
+
+def working_app(presented: str) -> str:
+    """The app (client) id of the last verification that proved access with an app other
+    than `presented`: the home tenant's multi-tenant app, when the configuration was changed
+    away from it. "" when no such verification exists."""
+    last = (
+        Verification.objects.filter(outcome=Outcome.VERIFIED, platform__app_client_id__isnull=False)
+        .exclude(platform__app_client_id=presented)
+        .order_by("-finished_at")
+        .values_list("platform__app_client_id", flat=True)
+        .first()
+    )
+    return str(last or "")
 
 
 def _working(verification: Verification) -> list[str]:
@@ -802,9 +979,9 @@ def _facts(verification: Verification, tenant: Tenant, consent_link: str) -> Fac
     home = settings.ENTRA_HOME_TENANT_ID
     try:
         cloud = clouds.current()
-        issuer, audience = cloud.issuer(home), cloud.fic_audience
+        issuer, audience, cloud_name = cloud.issuer(home), cloud.fic_audience, cloud.name
     except ValueError:
-        issuer, audience = "", ""
+        issuer, audience, cloud_name = "", "", ""
     window = ""
     if claims.get("nbf") and claims.get("exp"):
         window = f"from {_utc(claims['nbf'])} to {_utc(claims['exp'])} (UTC)"
@@ -819,10 +996,13 @@ def _facts(verification: Verification, tenant: Tenant, consent_link: str) -> Fac
         fic_issuer=str(claims.get("iss") or issuer),
         fic_subject=str(claims.get("sub") or ""),
         fic_audience=audience,
+        app_name=settings.ENTRA_APP_DISPLAY_NAME,
         fic_from_token=bool(claims.get("iss") and claims.get("sub")),
         assertion_window=window,
         consent_link=consent_link,
         code=verification.error_code,
+        cloud=cloud_name,
+        verification_code=str(verification.code) if verification.pk else "",
         loganalytics=(
             {str(k): str(v) for k, v in loganalytics.items()}
             if isinstance(loganalytics, dict)

@@ -855,3 +855,20 @@ def test_the_code_counts_only_at_the_start_of_the_description(client, invitation
     assert "a service is missing" not in body
     assert "blocked or disabled" in body
     assert "code" not in AuditEvent.objects.get().detail
+
+
+def test_onboarding_revokes_the_tenants_other_open_invitations(client, invitation):
+    # An older link for the same tenant, from before the one-open-invitation rule.
+    other = make_invitation(customer="Northwind (old link)")
+
+    assert client.get(success(issue(invitation))).status_code == 303
+
+    other.refresh_from_db()
+    assert other.status == Invitation.Status.REVOKED
+    event = AuditEvent.objects.get(action="invitation.revoked")
+    assert event.actor == "system"
+    assert event.detail == {
+        "invitation": str(other.code),
+        "reason": f"tenant onboarded through invitation {invitation.code}",
+    }
+    assert client.get(f"/consent/invite/{other.code}/").status_code == 410

@@ -14,7 +14,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from consent.directory import TenantLookupError, tenant_id_for_domain
 from consent.models import Invitation
-from tests.conftest import NORTHWIND, TAILSPIN
+from tests.conftest import ADATUM, HOME_TENANT, NORTHWIND, TAILSPIN
+from tests.personas import make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -52,11 +53,11 @@ def test_it_creates_an_invitation_for_a_tenant_id_and_prints_its_url(settings):
 
 def test_it_takes_a_profile_and_a_lifetime():
     create("--customer", "Tailspin Toys", "--tenant", TAILSPIN.upper(), "--profile", "full-soc")
-    create("--customer", "Tailspin Toys", "--days", "3")
+    create("--customer", "Adatum", "--tenant", ADATUM, "--days", "3")
     first, second = Invitation.objects.order_by("created_at")
     assert first.access_profile == "full-soc"
     assert str(first.expected_tenant_id) == TAILSPIN
-    assert second.expected_tenant_id is None
+    assert second.access_profile == "defender-xdr-readonly"
     assert abs(second.expires_at - (timezone.now() + timedelta(days=3))) < timedelta(minutes=1)
 
 
@@ -142,3 +143,42 @@ def test_the_lookup_gives_up_after_its_timeout(sandbox, settings):
     sandbox.control.add_fault(target="discovery", hang=True, count=1)
     with pytest.raises(TenantLookupError, match="Could not reach Microsoft Entra"):
         tenant_id_for_domain("northwind.example")
+
+
+# --- The rules every way of creating an invitation shares (Invitation.objects.refusal) -------
+
+
+def _refused(*args: str) -> str:
+    events = AuditEvent.objects.count()
+    with pytest.raises(CommandError) as raised:
+        create("--customer", "Someone", *args)
+    assert not Invitation.objects.filter(customer_name="Someone").exists()
+    assert AuditEvent.objects.count() == events  # nothing written
+    return str(raised.value)
+
+
+def test_it_refuses_an_invitation_without_a_tenant():
+    assert "an invitation is accepted only from the tenant it names" in _refused()
+
+
+def test_it_refuses_the_mssps_own_home_tenant():
+    message = _refused("--tenant", HOME_TENANT)
+    assert f"{HOME_TENANT} is the home tenant (the MSSP's own), not a customer's" in message
+
+
+def test_it_refuses_a_second_open_invitation_for_one_tenant():
+    create("--customer", "Northwind Traders", "--tenant", NORTHWIND)
+
+    message = _refused("--tenant", NORTHWIND.upper())
+
+    assert f"An open invitation for tenant {NORTHWIND} exists already (Northwind Traders" in message
+    assert "send its link again, or revoke it first" in message
+
+
+def test_it_refuses_a_new_invitation_for_an_onboarded_tenant():
+    make_tenant(NORTHWIND, access_profile="full-soc")
+
+    message = _refused("--tenant", NORTHWIND, "--profile", "graph-reporting")
+
+    assert f"Tenant {NORTHWIND} is onboarded already" in message
+    assert "“Create re-consent invitation” on the tenant's page" in message

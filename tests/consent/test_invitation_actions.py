@@ -23,7 +23,7 @@ def _invite(tenant: Tenant | None = None, **fields: object) -> Invitation:
         access_profile="graph-reporting",
         days=7,
         actor=ADMIN,
-        expected_tenant_id=tenant.tenant_id if tenant else None,
+        expected_tenant_id=tenant.tenant_id if tenant else uuid.uuid4(),
         tenant=tenant,
         **fields,
     )
@@ -61,13 +61,20 @@ def test_it_audits_a_revocation_only_when_it_revokes(db):
 
 def test_it_finds_the_newest_usable_invitation_bound_to_the_tenant(db):
     tenant = make_tenant()
-    older, newer = _invite(tenant), _invite(tenant)
-    Invitation.objects.filter(pk=newer.pk).update(created_at=timezone.now() + timedelta(1))
-    _invite()  # open, but for any tenant: not this tenant's link
     expired = _invite(tenant)
     Invitation.objects.filter(pk=expired.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1), created_at=timezone.now() + timedelta(2)
     )
+    older = _invite(tenant)
+    # Two usable links for one tenant predate the one-open-invitation rule; rows like it stay.
+    newer = Invitation.objects.create(
+        customer_name="Contoso",
+        expected_tenant_id=tenant.tenant_id,
+        expires_at=timezone.now() + timedelta(days=7),
+        created_by=ADMIN,
+        created_at=timezone.now() + timedelta(1),
+    )
+    _invite()  # open, but for another tenant: not this tenant's link
 
     assert Invitation.objects.to_send_again(tenant) == newer
     newer.revoke(actor=ADMIN)

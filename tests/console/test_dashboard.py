@@ -141,7 +141,8 @@ def test_it_shows_an_open_platform_alert_until_it_is_resolved(admin_client, flee
         ("bravo", ["Bravo Foods"]),
         ("  BRAVO   ", ["Bravo Foods"]),  # case and blanks do not matter
         ("charlie-air.example", ["Charlie Air"]),
-        (".example", ["Alpha Works", "Bravo Foods", "Charlie Air", "Delta Bank", "Echo Media"]),
+        # Offboarded Echo Media is left out unless asked for ("All, with offboarded").
+        (".example", ["Alpha Works", "Bravo Foods", "Charlie Air", "Delta Bank"]),
         ("nothing-like-it", []),
     ],
 )
@@ -200,13 +201,14 @@ def test_it_combines_search_and_status(admin_client, fleet):
     ],
 )
 def test_it_sorts(admin_client, fleet, sort, expected):
-    names = [name.split()[0] for name in _names(admin_client.get(DASHBOARD, {"sort": sort}))]
+    response = admin_client.get(DASHBOARD, {"sort": sort, "status": "all"})
+    names = [name.split()[0] for name in _names(response)]
 
     assert names[: len(expected)] == expected
 
 
 def test_it_sorts_never_checked_tenants_first_when_oldest_first(admin_client, fleet):
-    response = admin_client.get(DASHBOARD, {"sort": "checked"})
+    response = admin_client.get(DASHBOARD, {"sort": "checked", "status": "all"})
 
     names = [name.split()[0] for name in _names(response)]
     assert sorted(names[:2]) == ["Delta", "Echo"]
@@ -400,3 +402,56 @@ def test_it_escapes_customer_text_on_the_dashboard_and_the_tenant_page(admin_cli
                 shown += 1
                 assert before.rfind("<bdi>") > before.rfind("</bdi>"), (url, occurrence.start())
         assert shown >= 1, url
+
+
+def test_all_counts_and_lists_only_the_tenants_not_offboarded(admin_client, fleet):
+    response = admin_client.get(DASHBOARD)
+
+    body = response.content.decode()
+    assert response.context["counts"]["active"] == 4
+    assert re.search(
+        r'<span class="stat-value">4</span><span class="stat-label">All active</span>', body
+    )
+    assert "Echo Media" not in _names(response)
+    assert "Echo Media" in _names(admin_client.get(DASHBOARD, {"status": "all"}))
+    assert _names(admin_client.get(DASHBOARD, {"status": "offboarded"})) == ["Echo Media"]
+
+
+def test_it_explains_consent_reported_and_stale(admin_client, fleet):
+    text = " ".join(admin_client.get(DASHBOARD).content.decode().split())
+
+    assert "<dt>Consent reported</dt><dd>Microsoft&rsquo;s redirect said" in text
+    assert "<dt>Stale</dt><dd>The latest checks were inconclusive" in text
+
+
+def test_relative_times_carry_the_absolute_time_on_hover(admin_client, fleet):
+    body = admin_client.get(DASHBOARD).content.decode()
+    since = fleet["alpha"].status_since
+
+    assert (
+        f'<time datetime="{since.isoformat()}" title="{since:%Y-%m-%d %H:%M} UTC">3\xa0days ago'
+        in body
+    )
+
+
+def test_the_diagnosis_column_counts_the_other_problems(admin_client, fleet):
+    bravo = fleet["bravo"]
+    bravo.verifications.create(
+        trigger="schedule",
+        state="done",
+        outcome="incomplete",
+        diagnosis="resource_not_provisioned",
+        finished_at=timezone.now(),
+        results={
+            "graph": {"diagnosis": "verified"},
+            "defender": {"diagnosis": "resource_not_provisioned"},
+            "mde": {"diagnosis": "resource_not_provisioned"},
+            "arm": {"diagnosis": "arm_no_subscriptions"},
+        },
+    )
+
+    body = " ".join(admin_client.get(DASHBOARD).content.decode().split())
+
+    assert (
+        'Service not available in the tenant (licence) <span class="muted small">and 2 more</span>'
+    ) in body

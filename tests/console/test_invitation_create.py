@@ -103,3 +103,36 @@ def test_it_refuses_an_invitation_post_without_csrf_token(admin_user, db):
     response = client.post(CREATE, _invitation_form(csrfmiddlewaretoken=token))
     assert response.status_code == 302
     assert Invitation.objects.count() == 1
+
+
+def test_it_refuses_a_duplicate_open_invitation_with_a_clear_error(admin_client, db):
+    assert admin_client.post(CREATE, _invitation_form()).status_code == 302
+    events = AuditEvent.objects.count()
+
+    response = admin_client.post(CREATE, _invitation_form(customer_name="Northwind again"))
+
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert f"An open invitation for tenant {NORTHWIND} exists already" in body
+    assert Invitation.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_it_refuses_a_blank_tenant_and_says_why_on_the_form(admin_client, db):
+    response = admin_client.post(CREATE, _invitation_form(tenant=""))
+
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "an invitation is accepted only from the tenant it names" in body
+    assert "Required. A tenant ID (GUID)" in body
+    assert not Invitation.objects.exists()
+
+
+def test_the_form_describes_every_access_profile(admin_client, db):
+    body = admin_client.get(CREATE).content.decode()
+
+    assert "What each access profile asks for" in body
+    assert "<dt>Full SOC service</dt>" in body
+    assert "Incidents, indicators, subscription inventory and log ingestion." in body
+    assert "<code>Ti.ReadWrite.All</code>" in body
+    assert "Azure role <em>Monitoring Metrics Publisher</em>, assigned by the customer" in body

@@ -122,7 +122,7 @@ def _missing_role_verification(tenant: Tenant, **fields: object) -> Verification
         "trigger": Verification.Trigger.SCHEDULE,
         "state": Verification.State.DONE,
         "outcome": Verification.Outcome.INCOMPLETE,
-        "diagnosis": "missing_app_roles",
+        "diagnosis": "role_missing",
         "started_at": timezone.now() - timedelta(seconds=3),
         "finished_at": timezone.now(),
         "results": {
@@ -142,7 +142,7 @@ def _missing_role_verification(tenant: Tenant, **fields: object) -> Verification
                 "roles_required": ["Incident.Read.All"],
                 "roles_missing": ["Incident.Read.All"],
                 "probe": {},
-                "diagnosis": "missing_app_roles",
+                "diagnosis": "role_missing",
             },
         },
     }
@@ -156,7 +156,7 @@ def contoso(db) -> Tenant:
         display_name="Contoso Ltd",
         primary_domain="contoso.example",
         status=Tenant.Status.INCOMPLETE,
-        diagnosis="missing_app_roles",
+        diagnosis="role_missing",
     )
 
 
@@ -283,3 +283,87 @@ def test_it_does_not_open_a_tenant_by_its_entra_id(admin_client, northwind):
 
 def test_it_answers_404_for_a_malformed_code(admin_client, northwind):
     assert admin_client.get("/tenants/not-a-uuid/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("status", "key", "results"),
+    [
+        (
+            Tenant.Status.INCOMPLETE,
+            "resource_not_provisioned",
+            {"defender": {"diagnosis": "resource_not_provisioned"}},
+        ),
+        (
+            Tenant.Status.INCOMPLETE,
+            "rbac_role_missing",
+            {"arm": {"diagnosis": "rbac_role_missing"}},
+        ),
+        (Tenant.Status.NO_ACCESS, "app_disabled", {}),
+    ],
+)
+def test_it_offers_no_re_consent_where_a_new_consent_cannot_help(
+    admin_client, status, key, results
+):
+    tenant = make_tenant(status=status, diagnosis=key, access_profile="full-soc")
+    _missing_role_verification(
+        tenant,
+        outcome=Verification.Outcome(status),
+        diagnosis=key,
+        results=results,
+    )
+
+    body = _page(admin_client, tenant)
+
+    assert "Re-consent invitation" not in body
+    assert reverse("console:invite", args=[tenant.code]) not in body
+
+
+def test_it_offers_re_consent_when_one_of_several_problems_is_a_missing_permission(
+    admin_client, db
+):
+    tenant = make_tenant(status=Tenant.Status.INCOMPLETE, access_profile="full-soc")
+    _missing_role_verification(
+        tenant,
+        diagnosis="rbac_role_missing",
+        results={
+            "arm": {"diagnosis": "rbac_role_missing"},
+            "defender": {"diagnosis": "role_missing", "roles_missing": ["Incident.Read.All"]},
+        },
+    )
+
+    assert "Create re-consent invitation" in _page(admin_client, tenant)
+
+
+def test_azure_resources_are_granted_by_role_assignment_not_token_roles(admin_client, db):
+    tenant = make_tenant(status=Tenant.Status.INCOMPLETE, access_profile="full-soc")
+    _missing_role_verification(
+        tenant,
+        results={
+            "arm": {
+                "token": "ok",
+                "roles_seen": [],
+                "probe": {"status": 200, "ok": True, "detail": "1 subscription"},
+                "diagnosis": "verified",
+            },
+            "loganalytics": {
+                "token": "ok",
+                "roles_seen": [],
+                "probe": {"status": 403, "ok": False, "detail": "HTTP 403"},
+                "diagnosis": "rbac_role_missing",
+            },
+        },
+    )
+
+    resources = _text(_section(_page(admin_client, tenant), "resources-h"))
+
+    assert "Azure Resource Manager Azure role Reader by Azure role assignment: passed" in resources
+    assert "by Azure role assignment: not proven" in resources
+    assert "none" not in resources
+
+
+def test_it_explains_what_consent_reported_means(operator_client, db):
+    tenant = make_tenant(status=Tenant.Status.CONSENT_REPORTED)
+
+    status = _text(_section(_page(operator_client, tenant), "status-h"))
+
+    assert "Consent reported Microsoft’s redirect said an administrator consented" in status

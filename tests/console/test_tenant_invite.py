@@ -39,3 +39,16 @@ def test_it_needs_a_new_invitation_to_onboard_an_offboarded_tenant_again(
     new = Invitation.objects.exclude(pk=invitation.pk).get()
     assert new.is_usable
     assert Client().get(reverse("consent:invitation", args=[new.code])).status_code == 200
+
+
+def test_it_creates_no_second_re_consent_link_while_one_is_usable(admin_client, northwind):
+    invite = reverse("console:invite", args=[northwind.code])
+    assert admin_client.post(invite).status_code == 302
+    first = Invitation.objects.get()
+
+    response = admin_client.post(invite, follow=True)
+
+    assert Invitation.objects.get() == first
+    assert f"No invitation created. An open invitation for tenant {NORTHWIND}" in (
+        response.content.decode()
+    )

@@ -13,6 +13,7 @@ from tenants.models import PlatformAlert, Tenant, Verification
 from tests.conftest import (
     ADATUM,
     HOME_TENANT,
+    LITWARE_LOCAL_APP,
     MANAGED_IDENTITY_CLIENT_ID,
     MANAGED_IDENTITY_OBJECT_ID,
     NORTHWIND,
@@ -88,7 +89,8 @@ def test_verify_tenants_enqueue_only_queues(make_tenant, capsys):
         ((), "name tenant ids, or use --all"),
         ((NORTHWIND, "--all"), "name tenant ids, or use --all"),
         (("not-a-guid\r\nx",), "not a tenant id: not-a-guid\\r\\nx"),
-        ((TAILSPIN,), f"unknown tenant(s): {TAILSPIN}"),
+        ((TAILSPIN,), f"unknown tenant: {TAILSPIN}"),
+        ((TAILSPIN, ADATUM), f"unknown tenants: {TAILSPIN}, {ADATUM}"),
     ],
 )
 def test_verify_tenants_refuses_bad_arguments(make_tenant, args, message):
@@ -152,6 +154,7 @@ def test_doctor_passes_on_a_correct_home_side(sandbox, db, capsys):
     assert f"azp = {MANAGED_IDENTITY_CLIENT_ID}" in out
     assert f"tid = {HOME_TENANT}" in out
     assert "the federated credential matches" in out
+    assert "ok    ENTRA_APP_DISPLAY_NAME = 'Fabrikam MSSP Portal'" in out
     assert "doctor: the home side is ready." in out
     assert not PlatformAlert.objects.open().exists()
 
@@ -168,10 +171,10 @@ def test_doctor_prints_the_federated_credential_that_must_exist(sandbox, capsys)
         ],
     )
 
-    with pytest.raises(CommandError) as raised:
+    with pytest.raises(SystemExit) as exited:
         call_command("doctor")
 
-    assert raised.value.returncode == 1
+    assert exited.value.code == 1
     out = _out(capsys)
     assert "FAIL  Federated credential: wrong subject (AADSTS700213)" in out
     assert f"Issuer: {sandbox.authority}/{HOME_TENANT}/v2.0" in out
@@ -182,18 +185,86 @@ def test_doctor_prints_the_federated_credential_that_must_exist(sandbox, capsys)
 def test_doctor_fails_when_the_identity_is_unreachable(sandbox, capsys):
     sandbox.control.add_fault(target="mi", status=503)
 
-    with pytest.raises(CommandError):
+    with pytest.raises(SystemExit) as exited:
         call_command("doctor")
 
-    assert "FAIL  no token from the managed identity" in _out(capsys)
+    assert exited.value.code == 1
+    out = _out(capsys)
+    assert "FAIL  no token from the managed identity" in out
+    assert out.splitlines()[-1] == (
+        "doctor: 1 problem found on the home side; fix it and run doctor again."
+    )
 
 
 def test_doctor_fails_on_broken_settings_before_calling_anything(sandbox, settings, capsys):
     settings.ENTRA_APP_CLIENT_ID = "portal-app"
     sandbox.control.reset_counters()
 
-    with pytest.raises(CommandError):
+    with pytest.raises(SystemExit):
         call_command("doctor")
 
     assert "FAIL  ENTRA_APP_CLIENT_ID: 'portal-app' is not a GUID" in _out(capsys)
     assert sandbox.control.counters()["total"] == 0
+
+
+def test_doctor_reads_the_name_entra_shows_and_fails_on_another(sandbox, settings, db, capsys):
+    settings.ENTRA_APP_DISPLAY_NAME = "Fabrikam Security"  # MSSP_NAME, not the app's name
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor")
+
+    assert exited.value.code == 1
+    out = _out(capsys)
+    assert (
+        "FAIL  ENTRA_APP_DISPLAY_NAME = 'Fabrikam Security', but Entra shows customers "
+        "'Fabrikam MSSP Portal'"
+    ) in out
+
+
+def test_doctor_asks_for_the_display_name_when_unset(sandbox, settings, db, capsys):
+    settings.ENTRA_APP_DISPLAY_NAME = ""
+
+    with pytest.raises(SystemExit):
+        call_command("doctor")
+
+    assert "ENTRA_APP_DISPLAY_NAME is not set: set it to 'Fabrikam MSSP Portal'" in _out(capsys)
+
+
+def _doctor_with_the_customer_side_app(settings, capsys) -> str:
+    settings.ENTRA_APP_CLIENT_ID = LITWARE_LOCAL_APP  # the README's Litware recipe
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor")
+    assert exited.value.code == 1
+    return _out(capsys)
+
+
+def test_doctor_on_the_wrong_direction_app_names_the_home_app_not_the_customer_one(
+    sandbox, settings, db, capsys
+):
+    out = _doctor_with_the_customer_side_app(settings, capsys)
+
+    assert "FAIL  Federated credential on an app in another tenant (AADSTS700236)" in out
+    assert f"ENTRA_APP_CLIENT_ID is {LITWARE_LOCAL_APP}, an app registered outside the home" in out
+    assert "'Multiple organizations'" in out
+    # Never: a credential on the customer's app "in the home tenant", nor inviting the home tenant.
+    assert f"app registration {LITWARE_LOCAL_APP}" not in out
+    assert f"invitation for tenant {HOME_TENANT}" not in out
+    assert "consent link again" not in out
+    assert f"Subject: {MANAGED_IDENTITY_OBJECT_ID}" in out
+    assert out.splitlines()[-1] == (
+        "doctor: 1 problem found on the home side; fix it and run doctor again."
+    )
+
+
+def test_doctor_names_the_app_that_last_verified_a_tenant(
+    sandbox, settings, consent, make_tenant, verify, capsys
+):
+    consent(NORTHWIND)
+    assert verify(make_tenant(NORTHWIND)).outcome == Verification.Outcome.VERIFIED
+
+    out = _doctor_with_the_customer_side_app(settings, capsys)
+
+    assert f"Set ENTRA_APP_CLIENT_ID to {PORTAL_APP}, the MSSP's multi-tenant app" in out
+    assert (
+        f"In the home tenant {HOME_TENANT}, app registration {PORTAL_APP} → Certificates"
+    ) in out

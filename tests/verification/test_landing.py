@@ -62,4 +62,7 @@ def test_the_landing_page_asks_for_consent_again_when_none_is_found(sandbox, set
     body = client.get(landing).content.decode()
 
     assert "could not use the consent in your tenant" in body
-    assert "We could not find Fabrikam Security&#x27;s application in your organisation" in body
+    assert (
+        "We could not find Fabrikam Security&#x27;s application, \u201cFabrikam MSSP Portal\u201d "
+        "(application id c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30), in your organisation"
+    ) in body

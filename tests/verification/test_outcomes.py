@@ -117,7 +117,7 @@ def test_it_reports_a_missing_defender_licence_as_incomplete(sandbox, consent, m
     text = " ".join(explanation.remediation)
     assert "Microsoft Defender XDR is not provisioned" in text
     assert diagnosis.LICENCES["defender"] in text
-    assert "'Reader' on a subscription" in text
+    assert "'Reader' on each subscription the MSSP is to see" in text
     assert "'Monitoring Metrics Publisher' on the data collection rule" in text
     assert "Microsoft Defender XDR is not available in your organisation" in (
         explanation.customer_text

@@ -102,7 +102,8 @@ def test_it_diagnoses_a_wrong_direction_federated_credential(
     assert verification.error_code == "AADSTS700236"
     assert tenant.status == Tenant.Status.CONSENT_REPORTED
     remediation = " ".join(diagnosis.describe(verification).remediation)
-    assert f"currently {LITWARE_LOCAL_APP}" in remediation
+    assert f"ENTRA_APP_CLIENT_ID is {LITWARE_LOCAL_APP}, an app registered outside" in remediation
+    assert f"verify tenant {LITWARE} again" in remediation
     assert f"Subject: {MANAGED_IDENTITY_OBJECT_ID}" in remediation
     assert PlatformAlert.objects.open().get().key == "fic_wrong_direction"
 

@@ -1,4 +1,4 @@
-"""manage.py create_invitation --customer NAME [--tenant GUID|DOMAIN] [--profile KEY] [--days N]
+"""manage.py create_invitation --customer NAME --tenant GUID|DOMAIN [--profile KEY] [--days N]
 
 Prints the invitation URL to send to the customer, and nothing else, so scripts can use it.
 """
@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from consent import links
 from consent.forms import InvitationForm
-from consent.models import Invitation
+from consent.models import Invitation, InvitationRefused
 from tenants import profiles
 
 
@@ -58,12 +58,15 @@ class Command(BaseCommand):
 
         data = form.cleaned_data
         expected = data["tenant"]
-        invitation = Invitation.objects.create_invitation(
-            customer_name=data["customer_name"],
-            expected_tenant_id=expected.tenant_id if expected else None,
-            expected_domain=expected.domain if expected else "",
-            access_profile=data["access_profile"],
-            days=data["days"],
-            actor="cli",
-        )
+        try:
+            invitation = Invitation.objects.create_invitation(
+                customer_name=data["customer_name"],
+                expected_tenant_id=expected.tenant_id,
+                expected_domain=expected.domain,
+                access_profile=data["access_profile"],
+                days=data["days"],
+                actor="cli",
+            )
+        except InvitationRefused as refused:
+            raise CommandError(f"No invitation created. --tenant: {refused}") from None
         self.stdout.write(links.invitation_url(invitation))

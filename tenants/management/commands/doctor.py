@@ -3,19 +3,23 @@
 Checks the MSSP's own side before any customer is onboarded: the settings, the managed
 identity (reachable, and the claims of its token), and a token exchange in the home tenant,
 which proves the federated identity credential. When the exchange fails it prints exactly
-which federated credential values must exist. Exit code 1 when anything fails.
+which federated credential values must exist, and reads the name Entra shows customers for
+the app. It ends with one summary line; exit code 1 when anything fails.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db.models import OuterRef, Subquery
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from mssp_portal import clouds, identity
@@ -61,7 +65,13 @@ class Command(BaseCommand):
         self.stdout.write(f"        {text}")
 
     def _give_up(self) -> None:
-        raise CommandError(f"doctor found {self.failures} problem(s)", returncode=1)
+        count = ngettext(
+            "doctor: %(n)d problem found on the home side; fix it and run doctor again.",
+            "doctor: %(n)d problems found on the home side; fix them and run doctor again.",
+            self.failures,
+        ) % {"n": self.failures}
+        self.stdout.write(self.style.ERROR(count))
+        sys.exit(1)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -144,6 +154,7 @@ class Command(BaseCommand):
             self._fail(f"audience {claims.get('aud')!r}, expected {cloud.fic_audience}")
         return claims
 
+    @sensitive_variables("answer")
     def _exchange(self, cloud: clouds.Cloud, claims: dict[str, Any]) -> None:
         self.stdout.write("Token exchange in the home tenant")
         home = settings.ENTRA_HOME_TENANT_ID
@@ -160,6 +171,7 @@ class Command(BaseCommand):
             self._ok(f"app {app} obtained a token in {home}: the federated credential matches")
             if PlatformAlert.resolve_open():
                 self._info("open platform alerts resolved")
+            self._display_name(cloud, app, answer.token)
             return
         key, outcome = token_failure(answer)
         # The diagnosis of an (unsaved) verification of the home tenant, for its texts.
@@ -180,13 +192,42 @@ class Command(BaseCommand):
         self._info(explanation.meaning)
         for line in explanation.remediation:
             self._info(line)
-        if not key.startswith("fic_"):
-            self._info(
-                f"The app {app} in {home} needs a federated identity credential with exactly:"
+
+    @sensitive_variables("token")
+    def _display_name(self, cloud: clouds.Cloud, app: str, token: str) -> None:
+        """The app's name as Entra shows it (its service principal in the home tenant, which
+        an app may read about itself), against ENTRA_APP_DISPLAY_NAME: customer pages tell
+        customers to look for that name."""
+        self.stdout.write("The app's name in Entra")
+        url = f"{cloud.resources['graph'].base_url}/v1.0/servicePrincipals(appId='{app}')"
+        try:
+            response = identity.http_session().get(
+                url,
+                params={"$select": "displayName"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=settings.VERIFY_HTTP_TIMEOUT,
             )
-            self._info(f"Issuer: {claims.get('iss')}")
-            self._info(f"Subject: {claims.get('sub')}")
-            self._info(f"Audience: {cloud.fic_audience}")
+            shown = str(response.json().get("displayName") or "") if response.ok else ""
+        except (requests.RequestException, ValueError):
+            shown = ""
+        configured = settings.ENTRA_APP_DISPLAY_NAME
+        if not shown:
+            self._info(
+                f"could not read the app's display name (Graph servicePrincipals, app {app}); "
+                f"ENTRA_APP_DISPLAY_NAME = {configured!r} is not checked"
+            )
+        elif configured == shown:
+            self._ok(f"ENTRA_APP_DISPLAY_NAME = {configured!r}, the name Entra shows customers")
+        elif not configured:
+            self._fail(
+                f"ENTRA_APP_DISPLAY_NAME is not set: set it to {shown!r}, the name Entra shows "
+                "customers, so the customer pages can tell them what to look for"
+            )
+        else:
+            self._fail(
+                f"ENTRA_APP_DISPLAY_NAME = {configured!r}, but Entra shows customers {shown!r}: "
+                "set it to the app's display name"
+            )
 
     def _least_privilege(self) -> None:
         """Warn (not fail) about roles customers' tokens carry that no access profile
@@ -213,7 +254,7 @@ class Command(BaseCommand):
             return
         for (resource, role), count in sorted(tenants.items()):
             title = clouds.TITLES.get(resource, resource)
-            where = "1 tenant" if count == 1 else f"{count} tenants"
+            where = ngettext("%d tenant", "%d tenants", count) % count
             self._warn(f"{title} {role} is in the tokens of {where}; no access profile uses it")
         self._info(
             "Remove these from the API permissions of the app registration "

@@ -120,7 +120,8 @@ class Command(BaseCommand):
         found = {t.tenant_id: t for t in Tenant.objects.filter(tenant_id__in=wanted)}
         missing = [str(w) for w in wanted if w not in found]
         if missing:
-            raise CommandError(f"unknown tenant(s): {', '.join(missing)}", returncode=USAGE)
+            unknown = ngettext("unknown tenant", "unknown tenants", len(missing))
+            raise CommandError(f"{unknown}: {', '.join(missing)}", returncode=USAGE)
         offboarded = [str(w) for w in wanted if found[w].status == Tenant.Status.OFFBOARDED]
         if offboarded:
             raise CommandError(
