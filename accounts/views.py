@@ -176,27 +176,35 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
+def _tokens_for_user(request: HttpRequest) -> object:
+    """Admins see and revoke every token; operators their own, which read only what they
+    may read (their tenant scope)."""
+    if request.user.has_perm(roles.ADMINISTER):
+        return ApiToken.objects.all()
+    return ApiToken.objects.filter(owner=request.user)
+
+
 @require_GET
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def tokens(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/tokens.html",
-        {"tokens": ApiToken.objects.all()[:200], "form": ApiTokenForm()},
+        {"tokens": _tokens_for_user(request)[:200], "form": ApiTokenForm()},
     )
 
 
 @require_POST
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def token_create(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
         return render(
             request,
             "accounts/tokens.html",
-            {"tokens": ApiToken.objects.all()[:200], "form": form},
+            {"tokens": _tokens_for_user(request)[:200], "form": form},
             status=400,
         )
     token, value = ApiToken.issue(
@@ -204,6 +212,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
         scope=form.cleaned_data["scope"],
         created_by=actor_of(request),
         expires_at=form.expires_at(),
+        owner=request.user,
     )
     record(
         "api_token.created",
@@ -217,10 +226,10 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def token_revoke(request: HttpRequest, token_code: str) -> HttpResponse:
     """GET asks for confirmation; POST revokes."""
-    token = get_object_or_404(ApiToken, code=token_code)
+    token = get_object_or_404(_tokens_for_user(request), code=token_code)
     if request.method == "GET":
         return render(request, "accounts/token_revoke.html", {"token": token})
     if token.revoked_at is None:

@@ -370,7 +370,7 @@ def _record_consent(
             contact_name=invitation.contact_name,
             contact_email=invitation.contact_email,
         )
-        invitation.mark_used(tenant)
+        invitation.mark_used(tenant, actor=CUSTOMER)
         enqueue_verification(tenant, Verification.Trigger.CONSENT, CUSTOMER)
     # Post/Redirect/Get: refreshing the landing page never replays the callback.
     response = HttpResponseRedirect(reverse("consent:landing", args=[invitation.code]))

@@ -187,6 +187,11 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username per window
 LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=20)  # per address
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+# Staff access: how often a signed-in Entra user's app roles and groups are read again from
+# Graph (seconds; the session ends when they cannot be), and what an operator whom no
+# tenant group maps sees: "all" tenants (a portal without groups) or "none".
+STAFF_ROLE_RECHECK = env.int("STAFF_ROLE_RECHECK", default=900)
+STAFF_UNMAPPED_SCOPE = env.str("STAFF_UNMAPPED_SCOPE", default="all")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
