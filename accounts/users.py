@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import roles
+from accounts import graph, roles
 from accounts.entra import SignInRefused, StaffClaims
 from accounts.models import StaffIdentity
+
+
+def with_groups(claims: StaffClaims) -> StaffClaims:
+    """The claims with the user's groups: those of the id token, or, when Entra sent its
+    overage form, read from Graph. Refuses the sign-in when Graph cannot say: scoping by
+    guessed groups could show a pod tenants it must not see."""
+    if not claims.groups_overage:
+        return claims
+    try:
+        groups = graph.member_groups(claims.object_id)
+    except graph.DirectoryUnavailable:
+        raise SignInRefused(
+            "groups_unavailable", upn=claims.username, tenant_id=claims.tenant_id
+        ) from None
+    return dataclasses.replace(claims, groups=tuple(groups), groups_overage=False)
 
 
 @transaction.atomic
@@ -44,6 +61,7 @@ def staff_user_for(claims: StaffClaims) -> object:
     user.is_superuser = False
     user.save(update_fields=["username", "first_name", "is_staff", "is_superuser"])
     identity.roles = claims.roles
+    identity.groups = list(claims.groups)
     identity.last_sign_in_at = timezone.now()
     identity.save()
     roles.apply(user, claims.roles)
@@ -59,6 +77,7 @@ def withdraw_roles(object_id: str) -> bool:
         return False
     had = bool(identity.roles) or identity.user.groups.exists()
     identity.roles = []
-    identity.save(update_fields=["roles"])
+    identity.groups = []
+    identity.save(update_fields=["roles", "groups"])
     roles.apply(identity.user, [])
     return had

@@ -22,7 +22,7 @@ from accounts import entra, roles, throttle
 from accounts.forms import ApiTokenForm
 from accounts.middleware import start_session
 from accounts.models import ApiToken
-from accounts.users import staff_user_for, withdraw_roles
+from accounts.users import staff_user_for, with_groups, withdraw_roles
 from audit.log import actor_of, record
 from mssp_portal import clouds
 
@@ -44,6 +44,12 @@ REFUSALS = {
     "account_disabled": "Your portal account is disabled. Ask a portal administrator.",
     "incomplete_claims": "Microsoft Entra did not say who you are. Start again from the "
     "sign-in page.",
+    "groups_unavailable": "You are in more groups than Microsoft Entra puts in a sign-in, and "
+    "the portal could not read them from Microsoft Graph, so it cannot tell which tenants "
+    "you may see. Try again in a few minutes; if this keeps happening, ask a portal "
+    "administrator to check the portal's Graph permissions (README, Staff access).",
+    "roles_changed": "Your roles or groups changed in Microsoft Entra, or could not be "
+    "checked. Sign in again.",
 }
 DEFAULT_REFUSAL = "Microsoft Entra did not complete the sign-in. Start again from the sign-in page."
 
@@ -96,7 +102,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     if not flow:
         return _refuse(request, "no_flow", status=400)
     try:
-        claims = entra.finish(flow, request.GET.dict())
+        claims = with_groups(entra.finish(flow, request.GET.dict()))
         user = staff_user_for(claims)
     except entra.SignInRefused as refused:
         if refused.reason == "no_role" and refused.object_id:
