@@ -31,6 +31,9 @@ class StaffIdentity(models.Model):
     # `groups` claim, or Graph when Entra sent the overage form), re-read at every sign-in
     # and every STAFF_ROLE_RECHECK seconds: what tenant groups scope the user by.
     groups = models.JSONField(default=list, blank=True)
+    # When roles and groups were last read from Entra (sign-in or re-check); every request
+    # of the user (and of their API tokens) past STAFF_ROLE_RECHECK reads them again.
+    roles_checked_at = models.DateTimeField(null=True, blank=True)
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

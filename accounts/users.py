@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -11,6 +13,7 @@ from django.utils import timezone
 from accounts import graph, roles
 from accounts.entra import SignInRefused, StaffClaims
 from accounts.models import StaffIdentity
+from audit.log import record
 
 
 def with_groups(claims: StaffClaims) -> StaffClaims:
@@ -62,7 +65,7 @@ def staff_user_for(claims: StaffClaims) -> object:
     user.save(update_fields=["username", "first_name", "is_staff", "is_superuser"])
     identity.roles = claims.roles
     identity.groups = list(claims.groups)
-    identity.last_sign_in_at = timezone.now()
+    identity.last_sign_in_at = identity.roles_checked_at = timezone.now()
     identity.save()
     roles.apply(user, claims.roles)
     return user
@@ -81,3 +84,36 @@ def withdraw_roles(object_id: str) -> bool:
     identity.save(update_fields=["roles", "groups"])
     roles.apply(identity.user, [])
     return had
+
+
+def recheck_due(identity: StaffIdentity) -> bool:
+    checked = identity.roles_checked_at
+    interval = timedelta(seconds=settings.STAFF_ROLE_RECHECK)
+    return checked is None or timezone.now() - checked >= interval
+
+
+def recheck(identity: StaffIdentity) -> bool:
+    """Read the user's app roles and groups from the home tenant again (Graph, the portal's
+    own token) and apply them: the portal groups become those of the roles now held, the
+    scoping groups those of now. Returns whether the user still holds a portal role. Raises
+    graph.DirectoryUnavailable when Graph cannot say (the caller ends the session)."""
+    access = graph.directory_access(str(identity.object_id))
+    granted = roles.portal_roles(access.roles) if access.enabled else []
+    before = (sorted(identity.roles), sorted(identity.groups))
+    identity.roles = granted
+    identity.groups = access.groups if access.enabled else []
+    identity.roles_checked_at = timezone.now()
+    identity.save(update_fields=["roles", "groups", "roles_checked_at"])
+    roles.apply(identity.user, granted)
+    if before != (sorted(identity.roles), sorted(identity.groups)):
+        record(
+            "user.roles_changed",
+            "success",
+            actor=identity.user.get_username(),
+            detail={
+                "roles": ",".join(granted) or "-",
+                "groups": len(identity.groups),
+                "enabled": access.enabled,
+            },
+        )
+    return bool(granted)

@@ -8,8 +8,11 @@ as last read from Entra, or a manual membership):
 * groups with scope "only": the union of their tenants;
 * groups with scope "except": every tenant but theirs; with "only" groups too, their tenants
   are taken out of that union (an exclusion always wins);
-* no group at all: `STAFF_UNMAPPED_SCOPE` — "all" (the default, so a portal without tenant
-  groups works as before) or "none".
+* no group at all: `STAFF_UNMAPPED_SCOPE` — "auto" (the default): every tenant while no
+  tenant group is mapped to anything (a portal that does not scope staff works as before),
+  none as soon as one is (so an operator taken out of their Entra group loses their
+  tenants, never gains the fleet); or always "all", or always "none". Every tenant for
+  some staff, once scoping is in use: a group with scope "except" and no tenants.
 
 A tenant outside the scope does not exist for the request: 404, never 403, and no count,
 list, export, search or API answer includes it.
@@ -76,7 +79,10 @@ def scope_for_user(user: object) -> Scope:
     only = tuple(g.pk for g in granted if g.scope == TenantGroup.Scope.ONLY)
     excluded = tuple(g.pk for g in granted if g.scope == TenantGroup.Scope.EXCEPT)
     if not granted:
-        return ALL if settings.STAFF_UNMAPPED_SCOPE == "all" else NOTHING
+        unmapped = settings.STAFF_UNMAPPED_SCOPE
+        if unmapped == "auto":
+            unmapped = "none" if TenantGroup.objects.scoping_in_use() else "all"
+        return ALL if unmapped == "all" else NOTHING
     return Scope(unscoped=False, only=only or None, excluded=excluded)
 
 

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
+    "accounts.middleware.RoleRecheckMiddleware",
     "accounts.middleware.AdminSiteGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -189,9 +190,10 @@ LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=20)  # per ad
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
 # Staff access: how often a signed-in Entra user's app roles and groups are read again from
 # Graph (seconds; the session ends when they cannot be), and what an operator whom no
-# tenant group maps sees: "all" tenants (a portal without groups) or "none".
+# tenant group maps sees: "auto" (every tenant until some group is mapped, then none),
+# "all" or "none" (console/access.py).
 STAFF_ROLE_RECHECK = env.int("STAFF_ROLE_RECHECK", default=900)
-STAFF_UNMAPPED_SCOPE = env.str("STAFF_UNMAPPED_SCOPE", default="all")
+STAFF_UNMAPPED_SCOPE = env.str("STAFF_UNMAPPED_SCOPE", default="auto")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

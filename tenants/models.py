@@ -429,6 +429,13 @@ class TenantGroupQuerySet(models.QuerySet["TenantGroup"]):
             )
         return group
 
+    def scoping_in_use(self) -> bool:
+        """Whether some group is mapped to an Entra group or app role, or has members."""
+        return (
+            any(g.entra_group_ids or g.app_roles for g in self.only("entra_group_ids", "app_roles"))
+            or self.filter(members__isnull=False).exists()
+        )
+
     def granted_to(self, *, user: object, entra_groups: list[str], app_roles: list[str]) -> list:
         """The groups that scope this staff member: mapped from one of their Entra group
         object ids or app roles, or listed as a manual member (break-glass override).

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import roles
 from accounts.middleware import LAST_SEEN_AT, SIGNED_IN_AT
@@ -38,6 +39,7 @@ def make_staff(
         object_id=uuid.uuid4(),
         roles=portal_roles,
         groups=entra_groups or [],
+        roles_checked_at=timezone.now(),
     )
     roles.apply(user, portal_roles)
     return user

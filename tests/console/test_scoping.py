@@ -176,13 +176,31 @@ def test_a_manual_member_is_scoped_without_entra_groups(fleet, superuser):
     assert AuditEvent.objects.filter(action="tenant_group.members_set").count() == 1
 
 
-def test_an_unmapped_operator_sees_all_or_nothing_as_configured(fleet, settings):
+def test_an_unmapped_operator_sees_nothing_once_scoping_is_in_use(fleet, settings):
+    assert settings.STAFF_UNMAPPED_SCOPE == "auto"
     client = signed_in_client(make_staff("new@fabrikam-mssp.example", [roles.OPERATOR_ROLE]))
-    assert names_on_dashboard(client) == set(MARKERS)
-    settings.STAFF_UNMAPPED_SCOPE = "none"
     body = client.get(reverse("console:dashboard")).content.decode()
     assert names_on_dashboard(client) == set()
     assert "Your access covers no tenant yet: ask a portal administrator" in body
+    assert api(client)["counts"]["total"] == 0
+    settings.STAFF_UNMAPPED_SCOPE = "all"
+    assert names_on_dashboard(client) == set(MARKERS)
+
+
+def test_an_unmapped_operator_sees_every_tenant_while_no_group_is_mapped(fleet, settings):
+    TenantGroup.objects.update(entra_group_ids=[], app_roles=[])
+    client = signed_in_client(make_staff("new@fabrikam-mssp.example", [roles.OPERATOR_ROLE]))
+    assert names_on_dashboard(client) == set(MARKERS)
+    settings.STAFF_UNMAPPED_SCOPE = "none"
+    assert names_on_dashboard(client) == set()
+
+
+def test_an_except_group_without_tenants_grants_every_tenant(fleet):
+    TenantGroup.objects.create(
+        name="All tenants", scope=TenantGroup.Scope.EXCEPT, app_roles=["Portal.AllTenants"]
+    )
+    user = make_staff("lead@fabrikam-mssp.example", [roles.OPERATOR_ROLE, "Portal.AllTenants"])
+    assert names_on_dashboard(signed_in_client(user)) == set(MARKERS)
 
 
 def test_admins_are_unscoped_and_filter_by_group(fleet, admin_client):
