@@ -48,8 +48,6 @@ REFUSALS = {
     "the portal could not read them from Microsoft Graph, so it cannot tell which tenants "
     "you may see. Try again in a few minutes; if this keeps happening, ask a portal "
     "administrator to check the portal's Graph permissions (README, Staff access).",
-    "roles_changed": "Your roles or groups changed in Microsoft Entra, or could not be "
-    "checked. Sign in again.",
 }
 DEFAULT_REFUSAL = "Microsoft Entra did not complete the sign-in. Start again from the sign-in page."
 

@@ -91,3 +91,15 @@ def test_it_refuses_bad_input_with_exit_status_2(args, message):
 def test_it_needs_exactly_one_mapping_kind():
     with pytest.raises(CommandError):
         run("map", "EMEA")
+
+
+@pytest.mark.django_db
+def test_it_sets_and_clears_the_manual_members(superuser):
+    run("add", "EMEA")
+    assert run("members", "EMEA", "breakglass") == "EMEA: manual members breakglass\n"
+    assert list(TenantGroup.objects.get(name="EMEA").members.all()) == [superuser]
+    with pytest.raises(CommandError, match="Unknown user: nobody"):
+        run("members", "EMEA", "nobody")
+    assert run("members", "EMEA") == "EMEA: manual members none\n"
+    assert not TenantGroup.objects.get(name="EMEA").members.exists()
+    assert AuditEvent.objects.filter(action="tenant_group.members_set").count() == 2

@@ -1,11 +1,14 @@
 """manage.py tenant_groups add NAME [--description TEXT] [--except]
 manage.py tenant_groups assign NAME TENANT_ID…
 manage.py tenant_groups map NAME (--entra-group OBJECT_ID | --app-role VALUE)
+manage.py tenant_groups members NAME [USERNAME…]
 manage.py tenant_groups list
 
 Tenant groups scope staff: an operator mapped to a group (by an Entra security group's
 object id or an app role value of the home tenant) sees only its tenants, or, for a group
-added with --except, every tenant but its tenants. Each change is audited with actor "cli".
+added with --except, every tenant but its tenants. `members` sets the users given the
+group's scope by hand (break-glass accounts, which have no Entra groups); none clears it.
+Each change is audited with actor "cli".
 Exit status: 0 done, 2 usage error (unknown group or tenant, a bad id, a name taken).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import ngettext
 
@@ -45,6 +49,9 @@ class Command(BaseCommand):
         which = mapping.add_mutually_exclusive_group(required=True)
         which.add_argument("--entra-group", metavar="OBJECT_ID", default="")
         which.add_argument("--app-role", metavar="VALUE", default="")
+        members = sub.add_parser("members", help="set the manual members (break-glass)")
+        members.add_argument("name")
+        members.add_argument("usernames", nargs="*", metavar="USERNAME")
         sub.add_parser("list", help="every group, its scope, mappings and tenant count")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -113,6 +120,20 @@ class Command(BaseCommand):
             self.stdout.write(f"{group.name}: mapped to {what}")
         else:
             self.stdout.write(f"{group.name}: already mapped to {what}")
+
+    def _members(self, options: dict[str, Any]) -> None:
+        group = self._group(options["name"])
+        User = get_user_model()
+        wanted = list(dict.fromkeys(options["usernames"]))
+        users = list(User.objects.filter(username__in=wanted))
+        unknown = sorted(set(wanted) - {u.get_username() for u in users})
+        if unknown:
+            raise CommandError(
+                f"Unknown user: {', '.join(for_log(u, 150) for u in unknown)}", returncode=2
+            )
+        group.set_members(users, actor=ACTOR)
+        names = ", ".join(sorted(u.get_username() for u in users)) or "none"
+        self.stdout.write(f"{group.name}: manual members {names}")
 
     def _list(self, options: dict[str, Any]) -> None:
         groups = list(TenantGroup.objects.all())
