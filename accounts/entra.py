@@ -83,6 +83,9 @@ class StaffClaims:
     # Graph (accounts.users.with_groups).
     groups: tuple[str, ...] = ()
     groups_overage: bool = False
+    # Every app role value of the `roles` claim, the portal's and any other (tenant groups
+    # may be mapped to those).
+    app_roles: tuple[str, ...] = ()
 
 
 def redirect_uri() -> str:
@@ -153,7 +156,8 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
     if not is_guid(object_id) or not upn:
         raise SignInRefused("incomplete_claims", upn=upn, tenant_id=tenant_id)
     roles = claims.get("roles") or []
-    granted = portal_roles.portal_roles(roles if isinstance(roles, list) else [])
+    roles = roles if isinstance(roles, list) else []
+    granted = portal_roles.portal_roles(roles)
     if not granted:
         raise SignInRefused(
             "no_role", upn=upn, tenant_id=tenant_id, object_id=str(uuid.UUID(object_id))
@@ -167,6 +171,7 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
         roles=granted,
         groups=groups,
         groups_overage=overage,
+        app_roles=tuple(sorted({r[:100] for r in roles if isinstance(r, str)})),
     )
 
 

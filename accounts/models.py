@@ -25,7 +25,8 @@ class StaffIdentity(models.Model):
     )
     tenant_id = models.UUIDField()
     object_id = models.UUIDField(unique=True)
-    # The app roles of the last sign-in, as Entra sent them (for the record; groups decide).
+    # The app roles of the last sign-in or re-check, as Entra sent them (the portal's
+    # decide the Django groups; any may map to tenant groups).
     roles = models.JSONField(default=list, blank=True)
     # Object ids of the home tenant's security groups the user is in (the id token's
     # `groups` claim, or Graph when Entra sent the overage form), re-read at every sign-in

@@ -63,7 +63,7 @@ def staff_user_for(claims: StaffClaims) -> object:
     user.is_staff = False
     user.is_superuser = False
     user.save(update_fields=["username", "first_name", "is_staff", "is_superuser"])
-    identity.roles = claims.roles
+    identity.roles = list(claims.app_roles) or claims.roles
     identity.groups = list(claims.groups)
     identity.last_sign_in_at = identity.roles_checked_at = timezone.now()
     identity.save()
@@ -100,7 +100,7 @@ def recheck(identity: StaffIdentity) -> bool:
     access = graph.directory_access(str(identity.object_id))
     granted = roles.portal_roles(access.roles) if access.enabled else []
     before = (sorted(identity.roles), sorted(identity.groups))
-    identity.roles = granted
+    identity.roles = access.roles if access.enabled else []
     identity.groups = access.groups if access.enabled else []
     identity.roles_checked_at = timezone.now()
     identity.save(update_fields=["roles", "groups", "roles_checked_at"])

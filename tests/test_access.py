@@ -460,6 +460,15 @@ def test_it_replaces_the_admin_password_form_with_the_portal_sign_in(persona, cl
 # --- Scoped operators (issue 11): out of scope is 404, never 403, and never counted -----------
 
 EMEA_GROUP = "3b9e6f12-8c4d-4a57-9e21-6d0f3a8b5c74"  # SOC EMEA in the demo directory
+CONTRACTORS_GROUP = "9d2a7c45-1e6b-4f83-a0d9-5c8e2b4f7a16"
+AMERICAS_ROLE = "Portal.SOC.Americas"
+# How each scoped persona is given its scope: (app roles, Entra groups). Each sees the
+# in-scope tenant and never the hidden one.
+SCOPED_PERSONAS = {
+    "one group": (["Portal.Operator"], [EMEA_GROUP]),
+    "two groups (union)": (["Portal.Operator", AMERICAS_ROLE], [EMEA_GROUP]),
+    "all except": (["Portal.Operator"], [CONTRACTORS_GROUP]),
+}
 # Every string by which the out-of-scope tenant could show: no answer may contain one.
 HIDDEN_MARKERS = ("Zulu Hidden Holdings", "zulu-hidden.example", "Zulu Contact")
 
@@ -473,11 +482,11 @@ class ScopedWorld:
     objects_hidden: dict[str, str]
 
 
-@pytest.fixture
-def scoped_world(db, admin_user) -> ScopedWorld:
-    """An operator whose Entra group maps to the EMEA tenant group (one tenant), beside a
-    tenant outside it that has everything a page could show: history, audit events, an
-    invitation, a contact."""
+@pytest.fixture(params=list(SCOPED_PERSONAS))
+def scoped_world(request, db, admin_user) -> ScopedWorld:
+    """A scoped operator (one group; two groups, by an Entra group and an app role; "all
+    except" a group), beside a tenant outside their scope that has everything a page could
+    show: history, audit events, an invitation, a contact."""
     from consent.models import Invitation
 
     now = timezone.now()
@@ -508,10 +517,14 @@ def scoped_world(db, admin_user) -> ScopedWorld:
         )
     emea = TenantGroup.objects.create(name="EMEA", entra_group_ids=[EMEA_GROUP])
     emea.tenants.add(inside)
-    TenantGroup.objects.create(name="Regulated").tenants.add(hidden)
-    operator = make_staff(
-        "pod@fabrikam-mssp.example", ["Portal.Operator"], entra_groups=[EMEA_GROUP]
+    TenantGroup.objects.create(
+        name="Regulated", scope=TenantGroup.Scope.EXCEPT, entra_group_ids=[CONTRACTORS_GROUP]
+    ).tenants.add(hidden)
+    TenantGroup.objects.create(name="Americas", app_roles=[AMERICAS_ROLE]).tenants.add(
+        make_tenant(display_name="Bravo Americas")
     )
+    app_roles, entra_groups = SCOPED_PERSONAS[request.param]
+    operator = make_staff("pod@fabrikam-mssp.example", app_roles, entra_groups=entra_groups)
     token, _value = ApiToken.issue(
         name="Pod monitor", scope="status:read", created_by="pod", owner=operator
     )

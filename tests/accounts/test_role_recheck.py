@@ -178,3 +178,35 @@ def test_it_does_not_recheck_a_local_break_glass_account(superuser, client, sett
     # No Entra identity, nothing to ask Graph (no sandbox here): the session goes on.
     with later(settings.STAFF_ROLE_RECHECK + 1):
         assert client.get(DASHBOARD).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_tenant_group_mapped_to_an_app_role_follows_that_role(entra):
+    entra.control.update_application(
+        PORTAL_APP, app_roles=["Portal.Admin", "Portal.Operator", "Portal.SOC.Americas"]
+    )
+    set_user_access(
+        entra,
+        OPERATOR,
+        app_roles=[f"{PORTAL_APP}/Portal.Operator", f"{PORTAL_APP}/Portal.SOC.Americas"],
+        groups=[],
+    )
+    americas = make_tenant(display_name="Marker Americas")
+    make_tenant(display_name="Marker Elsewhere")
+    TenantGroup.objects.create(name="Americas", app_roles=["Portal.SOC.Americas"]).tenants.add(
+        americas
+    )
+    client = signed_in(OPERATOR)
+    body = client.get(DASHBOARD).content.decode()
+    assert "Marker Americas" in body and "Marker Elsewhere" not in body
+    identity = StaffIdentity.objects.get(user__username=OPERATOR)
+    assert identity.roles == ["Portal.Operator", "Portal.SOC.Americas"]
+    with later(settings.STAFF_ROLE_RECHECK + 1):
+        # Read back from Graph the same: nothing changes.
+        body = client.get(DASHBOARD).content.decode()
+        assert "Marker Americas" in body and "Marker Elsewhere" not in body
+    set_user_access(entra, OPERATOR, app_roles=[f"{PORTAL_APP}/Portal.Operator"])
+    with later(2 * settings.STAFF_ROLE_RECHECK + 2):
+        body = client.get(DASHBOARD).content.decode()
+        # Still an operator, mapped to no group while groups are in use: no tenant.
+        assert "Marker Americas" not in body and "Your access covers no tenant yet" in body
