@@ -314,3 +314,25 @@ def test_a_new_tenant_lands_in_the_groups_chosen_at_invitation_time(db, admin_cl
     tenant = make_tenant(display_name="Fresh Co")
     invitation.mark_used(tenant, actor=CUSTOMER)
     assert list(tenant.tenant_groups.all()) == [group]
+
+
+def test_a_scoped_dashboard_makes_as_many_queries_for_60_tenants_as_for_5(fleet):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_staff(
+        "pod@fabrikam-mssp.example",
+        [roles.OPERATOR_ROLE, AMERICAS_ROLE],
+        entra_groups=[EMEA_GROUP, CONTRACTORS_GROUP],
+    )
+    client = signed_in_client(user)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("console:dashboard")).status_code == 200
+        return len(captured.captured_queries)
+
+    small = queries()
+    emea = TenantGroup.objects.get(name="EMEA")
+    emea.tenants.add(*[make_tenant(display_name=f"Pod tenant {i}") for i in range(60)])
+    assert queries() == small
