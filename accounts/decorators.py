@@ -8,8 +8,8 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.debug import sensitive_variables
 
-from accounts import roles
-from accounts.models import ApiToken
+from accounts import graph, roles, users
+from accounts.models import ApiToken, StaffIdentity
 
 View = Callable[..., HttpResponse]
 
@@ -37,6 +37,14 @@ def staff_or_token_required(scope: str) -> Callable[[View], View]:
                 token = ApiToken.authenticate(value, scope)
                 if token is None:
                     return JsonResponse({"error": "invalid_token"}, status=401)
+                # The token reads what its owner may: their roles are re-checked as their
+                # sessions' are, or the token would outlive a role removed in Entra.
+                identity = StaffIdentity.objects.filter(user_id=token.owner_id).first()
+                if identity is not None and users.recheck_due(identity):
+                    try:
+                        users.recheck(identity)
+                    except graph.DirectoryUnavailable:
+                        return JsonResponse({"error": "owner_roles_unverifiable"}, status=503)
                 request.api_token = token
                 return view(request, *args, **kwargs)
             if request.user.is_authenticated and request.user.has_perm(roles.OPERATE):

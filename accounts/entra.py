@@ -78,6 +78,14 @@ class StaffClaims:
     username: str
     name: str
     roles: list[str]
+    # Security group object ids from the `groups` claim; when Entra sent its overage form
+    # instead (too many groups for a token), `groups_overage` and the list is read from
+    # Graph (accounts.users.with_groups).
+    groups: tuple[str, ...] = ()
+    groups_overage: bool = False
+    # Every app role value of the `roles` claim, the portal's and any other (tenant groups
+    # may be mapped to those).
+    app_roles: tuple[str, ...] = ()
 
 
 def redirect_uri() -> str:
@@ -85,7 +93,8 @@ def redirect_uri() -> str:
     return settings.PORTAL_BASE_URL + reverse("accounts:callback")
 
 
-def _application() -> msal.ConfidentialClientApplication:
+def application() -> msal.ConfidentialClientApplication:
+    """The portal app towards the home tenant (sign-in, and its own Graph token)."""
     cloud = clouds.current()
     return msal.ConfidentialClientApplication(
         client_id=settings.ENTRA_APP_CLIENT_ID,
@@ -101,7 +110,7 @@ def _application() -> msal.ConfidentialClientApplication:
 def start() -> dict[str, Any]:
     """A new auth-code flow: keep it in the session, send the browser to flow["auth_uri"]."""
     try:
-        return _application().initiate_auth_code_flow(
+        return application().initiate_auth_code_flow(
             scopes=[], redirect_uri=redirect_uri(), prompt="select_account"
         )
     except Exception as exc:  # msal raises ValueError/requests errors on discovery failure
@@ -123,7 +132,7 @@ def finish(flow: Mapping[str, Any], response: Mapping[str, str]) -> StaffClaims:
         # as "Entra unavailable"), and one without a nonce without checking the id token's.
         raise SignInRefused("no_flow")
     try:
-        result = _application().acquire_token_by_auth_code_flow(dict(flow), dict(response))
+        result = application().acquire_token_by_auth_code_flow(dict(flow), dict(response))
     except ValueError as exc:
         # msal's words for a state mismatch echo both states: log the class only.
         logger.info("entra sign-in flow rejected: %s", type(exc).__name__)
@@ -149,18 +158,37 @@ def _check_claims(claims: Mapping[str, Any]) -> StaffClaims:
     if not is_guid(object_id) or not upn:
         raise SignInRefused("incomplete_claims", upn=upn, tenant_id=tenant_id)
     roles = claims.get("roles") or []
-    granted = portal_roles.portal_roles(roles if isinstance(roles, list) else [])
+    roles = roles if isinstance(roles, list) else []
+    granted = portal_roles.portal_roles(roles)
     if not granted:
         raise SignInRefused(
             "no_role", upn=upn, tenant_id=tenant_id, object_id=str(uuid.UUID(object_id))
         )
+    groups, overage = _groups(claims)
     return StaffClaims(
         tenant_id=str(uuid.UUID(tenant_id)),
         object_id=str(uuid.UUID(object_id)),
         username=upn,
         name=str(claims.get("name") or "")[:150],
         roles=granted,
+        groups=groups,
+        groups_overage=overage,
+        app_roles=tuple(sorted({r[:100] for r in roles if isinstance(r, str)})),
     )
+
+
+def _groups(claims: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
+    """The `groups` claim's object ids, or Entra's overage form: `_claim_names` naming
+    `groups` (a distributed claim, auth-code flow) or `hasgroups` (implicit flow)."""
+    names = claims.get("_claim_names")
+    if (isinstance(names, Mapping) and "groups" in names) or claims.get("hasgroups") is True:
+        return (), True
+    raw = claims.get("groups")
+    if not isinstance(raw, list):
+        return (), False
+    return tuple(
+        sorted({str(uuid.UUID(g)) for g in raw if isinstance(g, str) and is_guid(g)})
+    ), False
 
 
 def _same_guid(a: str, b: str) -> bool:

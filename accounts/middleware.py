@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 
+from accounts import graph, users
+from accounts.models import StaffIdentity
 from audit.log import actor_of, record
 
 SIGNED_IN_AT = "accounts.signed_in_at"
@@ -71,6 +73,51 @@ class SessionTimeoutMiddleware:
         if request.META.get(BACKGROUND_HEADER) != "1" and now - last_seen >= _TOUCH_EVERY:
             session[LAST_SEEN_AT] = now
         return ""
+
+
+class RoleRecheckMiddleware:
+    """A role or group removed in Entra stops working within STAFF_ROLE_RECHECK seconds:
+    past that since the last read, the user's roles and groups are read again from Graph
+    before the request runs (accounts.users.recheck). No portal role any more, or Graph
+    unable to say: the session ends and the user is sent to sign in again. Local
+    (break-glass) accounts have no Entra identity and are not re-checked."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            identity = StaffIdentity.objects.filter(user=user).first()
+            if identity is not None and users.recheck_due(identity):
+                ended = self._recheck(identity)
+                # Permissions read before the re-check are cached on the user.
+                for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+                    if hasattr(user, cache):
+                        delattr(user, cache)
+                if ended:
+                    actor = actor_of(request)
+                    logout(request)
+                    record("session.expired", "success", actor=actor, detail={"kind": ended})
+                    messages.info(request, ENDED_MESSAGES[ended])
+                    return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
+        return self.get_response(request)
+
+    @staticmethod
+    def _recheck(identity: StaffIdentity) -> str:
+        try:
+            still_staff = users.recheck(identity)
+        except graph.DirectoryUnavailable:
+            return "role_check_unavailable"
+        return "" if still_staff else "role_removed"
+
+
+ENDED_MESSAGES = {
+    "role_removed": "Your portal role was removed in Microsoft Entra, so your session ended. "
+    "If you still need the portal, ask a portal administrator to assign you a role.",
+    "role_check_unavailable": "Your session ended: the portal could not check your roles with "
+    "Microsoft Entra. Sign in again.",
+}
 
 
 class AdminSiteGateMiddleware:

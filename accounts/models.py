@@ -25,8 +25,16 @@ class StaffIdentity(models.Model):
     )
     tenant_id = models.UUIDField()
     object_id = models.UUIDField(unique=True)
-    # The app roles of the last sign-in, as Entra sent them (for the record; groups decide).
+    # The app roles of the last sign-in or re-check, as Entra sent them (the portal's
+    # decide the Django groups; any may map to tenant groups).
     roles = models.JSONField(default=list, blank=True)
+    # Object ids of the home tenant's security groups the user is in (the id token's
+    # `groups` claim, or Graph when Entra sent the overage form), re-read at every sign-in
+    # and every STAFF_ROLE_RECHECK seconds: what tenant groups scope the user by.
+    groups = models.JSONField(default=list, blank=True)
+    # When roles and groups were last read from Entra (sign-in or re-check); every request
+    # of the user (and of their API tokens) past STAFF_ROLE_RECHECK reads them again.
+    roles_checked_at = models.DateTimeField(null=True, blank=True)
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -65,6 +73,15 @@ class ApiToken(models.Model):
     # The first characters of the value, so an admin can tell tokens apart.
     hint = models.CharField(max_length=16)
     created_by = models.CharField(max_length=254)
+    # The token reads what its creator may read (their tenant scope, while they keep a
+    # portal role). Empty for tokens from before scoping, all created by admins.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -84,7 +101,13 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(
-        cls, *, name: str, scope: str, created_by: str, expires_at: datetime | None = None
+        cls,
+        *,
+        name: str,
+        scope: str,
+        created_by: str,
+        expires_at: datetime | None = None,
+        owner: object | None = None,
     ) -> tuple[ApiToken, str]:
         """A new token and its value; the value is not kept anywhere."""
         value = cls.PREFIX + secrets.token_urlsafe(32)
@@ -95,6 +118,7 @@ class ApiToken(models.Model):
             hint=value[: len(cls.PREFIX) + 4],
             created_by=created_by,
             expires_at=expires_at,
+            owner=owner,
         )
         return token, value
 

@@ -22,7 +22,7 @@ from accounts import entra, roles, throttle
 from accounts.forms import ApiTokenForm
 from accounts.middleware import start_session
 from accounts.models import ApiToken
-from accounts.users import staff_user_for, withdraw_roles
+from accounts.users import staff_user_for, with_groups, withdraw_roles
 from audit.log import actor_of, record
 from mssp_portal import clouds
 from mssp_portal.ratelimits import limit_per_address
@@ -45,6 +45,10 @@ REFUSALS = {
     "account_disabled": "Your portal account is disabled. Ask a portal administrator.",
     "incomplete_claims": "Microsoft Entra did not say who you are. Start again from the "
     "sign-in page.",
+    "groups_unavailable": "You are in more groups than Microsoft Entra puts in a sign-in, and "
+    "the portal could not read them from Microsoft Graph, so it cannot tell which tenants "
+    "you may see. Try again in a few minutes; if this keeps happening, ask a portal "
+    "administrator to check the portal's Graph permissions (README, Staff access).",
 }
 DEFAULT_REFUSAL = "Microsoft Entra did not complete the sign-in. Start again from the sign-in page."
 
@@ -100,7 +104,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     if not flow:
         return _refuse(request, "no_flow", status=400)
     try:
-        claims = entra.finish(flow, request.GET.dict())
+        claims = with_groups(entra.finish(flow, request.GET.dict()))
         user = staff_user_for(claims)
     except entra.SignInRefused as refused:
         if refused.reason == "no_role" and refused.object_id:
@@ -181,27 +185,35 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
+def _tokens_for_user(request: HttpRequest) -> object:
+    """Admins see and revoke every token; operators their own, which read only what they
+    may read (their tenant scope)."""
+    if request.user.has_perm(roles.ADMINISTER):
+        return ApiToken.objects.all()
+    return ApiToken.objects.filter(owner=request.user)
+
+
 @require_GET
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def tokens(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/tokens.html",
-        {"tokens": ApiToken.objects.all()[:200], "form": ApiTokenForm()},
+        {"tokens": _tokens_for_user(request)[:200], "form": ApiTokenForm()},
     )
 
 
 @require_POST
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def token_create(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if not form.is_valid():
         return render(
             request,
             "accounts/tokens.html",
-            {"tokens": ApiToken.objects.all()[:200], "form": form},
+            {"tokens": _tokens_for_user(request)[:200], "form": form},
             status=400,
         )
     token, value = ApiToken.issue(
@@ -209,6 +221,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
         scope=form.cleaned_data["scope"],
         created_by=actor_of(request),
         expires_at=form.expires_at(),
+        owner=request.user,
     )
     record(
         "api_token.created",
@@ -222,10 +235,10 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def token_revoke(request: HttpRequest, token_code: str) -> HttpResponse:
     """GET asks for confirmation; POST revokes."""
-    token = get_object_or_404(ApiToken, code=token_code)
+    token = get_object_or_404(_tokens_for_user(request), code=token_code)
     if request.method == "GET":
         return render(request, "accounts/token_revoke.html", {"token": token})
     if token.revoked_at is None:

@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from consent.directory import DOMAIN_PATTERN, TenantLookupError, tenant_id_for_domain
 from consent.models import STATE_PATTERN, Invitation
 from tenants import profiles
+from tenants.models import TenantGroup
 
 # The canonical 8-4-4-4-12 form. uuid.UUID() alone would also take braces, "urn:uuid:" and
 # 32 bare hex digits; Entra sends none of those.
@@ -106,6 +107,14 @@ class InvitationForm(forms.Form):
     # Whom to send the link to: optional, the customer's administrator.
     contact_name = forms.CharField(max_length=200, required=False)
     contact_email = forms.EmailField(max_length=254, required=False)
+    # The tenant groups the tenant lands in once it consents.
+    tenant_groups = forms.ModelMultipleChoiceField(
+        queryset=TenantGroup.objects.order_by("name"),
+        to_field_name="code",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Tenant groups",
+    )
 
     def __init__(self, *args: Any, check_rules: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from notifications.events import emit
 from notifications.models import INVITATION_EXPIRED_UNUSED
 from tenants import profiles
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantGroup
 from tenants.signals import scheduler_ticked, tenant_offboarded
 
 # What `issue_ticket` hands out: token_urlsafe(32) is 43 base64url characters. The callback
@@ -104,6 +104,7 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
         tenant: Tenant | None = None,
         contact_name: str = "",
         contact_email: str = "",
+        tenant_groups: list[TenantGroup] | None = None,
     ) -> Invitation:
         """Create an invitation and audit it (`invitation.created`). The one way to create
         one: the console, `create_invitation` and re-consent all come here. Raises
@@ -123,6 +124,8 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
                 contact_name=contact_name,
                 contact_email=contact_email,
             )
+            if tenant_groups:
+                invitation.tenant_groups.set(tenant_groups)
             record(
                 "invitation.created",
                 AuditEvent.Outcome.SUCCESS,
@@ -133,6 +136,11 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
                     "customer": customer_name,
                     "access_profile": access_profile,
                     "kind": "re-consent" if tenant is not None else "new",
+                    **(
+                        {"groups": ",".join(sorted(g.name for g in tenant_groups))}
+                        if tenant_groups
+                        else {}
+                    ),
                 },
             )
         return invitation
@@ -172,6 +180,8 @@ class Invitation(models.Model):
     created_by = models.CharField(max_length=254)
     created_at = models.DateTimeField(default=timezone.now)
     used_at = models.DateTimeField(null=True, blank=True)
+    # The groups the tenant lands in when its consent is recorded.
+    tenant_groups = models.ManyToManyField(TenantGroup, blank=True, related_name="invitations")
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations"
     )
@@ -206,12 +216,15 @@ class Invitation(models.Model):
             return "Expired"
         return self.get_status_display()
 
-    def mark_used(self, tenant: Tenant) -> None:
-        """Consent from this invitation was recorded for `tenant` (keeps the first time)."""
+    def mark_used(self, tenant: Tenant, *, actor: str) -> None:
+        """Consent from this invitation was recorded for `tenant` (keeps the first time);
+        the tenant joins the invitation's groups (each audited)."""
         self.status = self.Status.USED
         self.tenant = tenant
         self.used_at = self.used_at or timezone.now()
         self.save(update_fields=["status", "tenant", "used_at"])
+        for group in self.tenant_groups.all():
+            group.assign([tenant], actor=actor)
 
     def revoke(self, *, actor: str, reason: str = "") -> bool:
         """Withdraw an open invitation (the link stops working at once) and audit it

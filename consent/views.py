@@ -397,7 +397,7 @@ def _record_consent(
             contact_name=invitation.contact_name,
             contact_email=invitation.contact_email,
         )
-        invitation.mark_used(tenant)
+        invitation.mark_used(tenant, actor=CUSTOMER)
         # One consent onboards the tenant: its other open links would only invite a second.
         Invitation.objects.revoke_open_for(
             tenant, actor="system", reason=f"tenant onboarded through invitation {invitation.code}"

@@ -9,7 +9,7 @@ from audit.models import AuditEvent
 from consent.models import Invitation
 from notifications.models import EVENT_TYPES, Delivery, Destination, shown_target
 from tenants import profiles
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantGroup
 
 # ?sort= value -> ORDER BY. The stable tie-breaker keeps pages from overlapping.
 SORTS = {
@@ -44,6 +44,14 @@ class DashboardFilterForm(forms.Form):
         ],
     )
     sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])
+    group = forms.ChoiceField(required=False, choices=[("", "All groups")], label="Group")
+
+    def __init__(self, *args: object, groups: list | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the groups offered are valid: a hand-edited ?group= of another is dropped.
+        self.fields["group"].choices = [("", "All groups")] + [
+            (str(g.code), g.name) for g in (groups or [])
+        ]
 
     def clean_q(self) -> str:
         return " ".join(self.cleaned_data["q"].split())
@@ -183,3 +191,77 @@ class DeliveryFilterForm(forms.Form):
     type = forms.ChoiceField(
         required=False, choices=[("", "All"), *((t, t) for t in EVENT_TYPES)], label="Event"
     )
+
+
+class TenantGroupsForm(forms.Form):
+    """The groups one tenant is in (tenant page)."""
+
+    groups = forms.ModelMultipleChoiceField(
+        queryset=TenantGroup.objects.order_by("name"),
+        to_field_name="code",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Groups",
+    )
+
+    def __init__(self, *args: object, tenant: Tenant, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["groups"] = list(tenant.tenant_groups.all())
+
+
+class GroupAssignForm(forms.Form):
+    """The group the dashboard's selection goes into."""
+
+    assign_group = forms.ModelChoiceField(
+        queryset=TenantGroup.objects.order_by("name"),
+        to_field_name="code",
+        empty_label="Choose a group…",
+        label="Add to group",
+    )
+
+
+class TenantGroupForm(forms.Form):
+    """Create or edit a tenant group; the mappings are one value per line."""
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    scope = forms.ChoiceField(choices=TenantGroup.Scope.choices, initial=TenantGroup.Scope.ONLY)
+    entra_group_ids = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Entra security groups (object ids, one a line)",
+    )
+    app_roles = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="App role values (one a line)",
+    )
+
+    def __init__(self, *args: object, group: TenantGroup | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        taken = TenantGroup.objects.filter(name=name)
+        if self.group is not None:
+            taken = taken.exclude(pk=self.group.pk)
+        if taken.exists():
+            raise forms.ValidationError("A group with this name exists. Choose another name.")
+        return name
+
+    def clean_entra_group_ids(self) -> list[str]:
+        ids = []
+        for line in self.cleaned_data["entra_group_ids"].split():
+            try:
+                ids.append(str(uuid.UUID(line)))
+            except ValueError:
+                raise forms.ValidationError(
+                    f"“{line[:40]}” is not an object id. Copy the group's Object ID from "
+                    "Entra (Groups → the group → Overview)."
+                ) from None
+        return list(dict.fromkeys(ids))
+
+    def clean_app_roles(self) -> list[str]:
+        return list(dict.fromkeys(self.cleaned_data["app_roles"].split()))

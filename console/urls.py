@@ -6,6 +6,7 @@ from console.views import (
     audit_log,
     dashboard,
     exports,
+    groups,
     imports,
     invitations,
     notifications,
@@ -19,6 +20,7 @@ tenant_urls = [
     path("reverify/", tenants.tenant_reverify, name="reverify"),
     path("offboard/", tenants.tenant_offboard, name="offboard"),
     path("invite/", tenants.tenant_invite, name="invite"),
+    path("groups/", tenants.tenant_groups, name="tenant_groups"),
 ]
 
 invitation_urls = [
@@ -45,6 +47,7 @@ urlpatterns = [
     path("tenants/export.csv", exports.export_csv, name="export_csv"),
     path("tenants/reverify/", tenants.reverify_selected, name="reverify_selected"),
     path("tenants/reverify-all/", tenants.reverify_all, name="reverify_all"),
+    path("tenants/assign-group/", tenants.assign_selected, name="assign_selected"),
     path("tenants/<uuid:tenant_code>/", include(tenant_urls)),
     path("invitations/", invitations.invitation_list, name="invitations"),
     path("invitations/new/", invitations.invitation_create, name="invitation_create"),
@@ -55,6 +58,9 @@ urlpatterns = [
         name="invitation_import_preview",
     ),
     path("invitations/<uuid:invitation_code>/", include(invitation_urls)),
+    path("groups/", groups.group_list, name="groups"),
+    path("groups/new/", groups.group_create, name="group_create"),
+    path("groups/<uuid:group_code>/", groups.group_detail, name="group"),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("notifications/", notifications.destination_list, name="notifications"),

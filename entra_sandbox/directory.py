@@ -417,6 +417,7 @@ class Directory:
             "enabled",
             "name",
             "group_membership_claims",
+            "app_roles",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -443,6 +444,8 @@ class Directory:
                 app.group_membership_claims = _group_claims(
                     fields["group_membership_claims"], where
                 )
+            if "app_roles" in fields:
+                app.app_roles = _str_list(fields["app_roles"], f"{where}.app_roles")
             return app
 
     def _require_tenant(self, tenant_id: str) -> Tenant:

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
+    "accounts.middleware.RoleRecheckMiddleware",
     "accounts.middleware.AdminSiteGateMiddleware",
     "accounts.probing.AccessDeniedAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -247,6 +248,12 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username per window
 LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=20)  # per address
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+# Staff access: how often a signed-in Entra user's app roles and groups are read again from
+# Graph (seconds; the session ends when they cannot be), and what an operator whom no
+# tenant group maps sees: "auto" (every tenant until some group is mapped, then none),
+# "all" or "none" (console/access.py).
+STAFF_ROLE_RECHECK = env.int("STAFF_ROLE_RECHECK", default=900)
+STAFF_UNMAPPED_SCOPE = env.str("STAFF_UNMAPPED_SCOPE", default="auto")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

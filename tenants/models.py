@@ -447,3 +447,173 @@ class PlatformAlert(models.Model):
                 "url": settings.PORTAL_BASE_URL + reverse("console:dashboard"),
             },
         )
+
+
+class TenantGroupQuerySet(models.QuerySet["TenantGroup"]):
+    def create_group(
+        self,
+        *,
+        name: str,
+        actor: str,
+        description: str = "",
+        scope: str = "only",
+    ) -> TenantGroup:
+        """A new tenant group, audited (`tenant_group.created`)."""
+        with transaction.atomic():
+            group = self.create(name=name, description=description, scope=scope)
+            record(
+                "tenant_group.created",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={"group": str(group.code), "name": name, "scope": scope},
+            )
+        return group
+
+    def scoping_in_use(self) -> bool:
+        """Whether some group is mapped to an Entra group or app role, or has members."""
+        return (
+            any(g.entra_group_ids or g.app_roles for g in self.only("entra_group_ids", "app_roles"))
+            or self.filter(members__isnull=False).exists()
+        )
+
+    def granted_to(self, *, user: object, entra_groups: list[str], app_roles: list[str]) -> list:
+        """The groups that scope this staff member: mapped from one of their Entra group
+        object ids or app roles, or listed as a manual member (break-glass override).
+        Groups are few (tens): the mappings are matched here, not in SQL, which SQLite's
+        JSON support could not do."""
+        wanted_groups = {g.lower() for g in entra_groups}
+        wanted_roles = set(app_roles)
+        manual = set(self.filter(members=user).values_list("pk", flat=True)) if user else set()
+        return [
+            group
+            for group in self.all()
+            if group.pk in manual
+            or wanted_groups & {g.lower() for g in group.entra_group_ids}
+            or wanted_roles & set(group.app_roles)
+        ]
+
+
+class TenantGroup(models.Model):
+    """Tenants an MSSP's pod, region or contractor is given: staff whose Entra group or app
+    role is mapped here (or who are listed as manual members) see these tenants only
+    (`scope` "only"), or every tenant but these (`scope` "except")."""
+
+    class Scope(models.TextChoices):
+        ONLY = "only", "Only the tenants of this group"
+        EXCEPT = "except", "Every tenant except those of this group"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ONLY)
+    tenants = models.ManyToManyField(Tenant, related_name="tenant_groups", blank=True)
+    # Entra security group object ids (the id token's `groups` claim) and app role values
+    # (its `roles` claim) of the home tenant that grant this group's scope.
+    entra_group_ids = models.JSONField(default=list, blank=True)
+    app_roles = models.JSONField(default=list, blank=True)
+    # Users given this scope by hand: break-glass accounts, which have no Entra groups.
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="tenant_groups", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantGroupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def assign(self, tenants: list[Tenant], *, actor: str) -> int:
+        """Put these tenants in the group (those already in it stay); audited
+        (`tenant_group.tenants_assigned`, one event per tenant added). Returns how many
+        were added."""
+        with transaction.atomic():
+            present = set(
+                self.tenants.filter(pk__in=[t.pk for t in tenants]).values_list("pk", flat=True)
+            )
+            added = [t for t in tenants if t.pk not in present]
+            self.tenants.add(*added)
+            for tenant in added:
+                record(
+                    "tenant_group.tenants_assigned",
+                    AuditEvent.Outcome.SUCCESS,
+                    actor=actor,
+                    tenant_id=tenant.tenant_id,
+                    detail={"group": str(self.code), "name": self.name},
+                )
+        return len(added)
+
+    def unassign(self, tenants: list[Tenant], *, actor: str) -> int:
+        """Take these tenants out of the group; audited (`tenant_group.tenants_removed`)."""
+        with transaction.atomic():
+            present = list(self.tenants.filter(pk__in=[t.pk for t in tenants]))
+            self.tenants.remove(*present)
+            for tenant in present:
+                record(
+                    "tenant_group.tenants_removed",
+                    AuditEvent.Outcome.SUCCESS,
+                    actor=actor,
+                    tenant_id=tenant.tenant_id,
+                    detail={"group": str(self.code), "name": self.name},
+                )
+        return len(present)
+
+    def map(self, *, actor: str, entra_group: str = "", app_role: str = "") -> bool:
+        """Grant the group's scope to an Entra group (object id) or an app role value;
+        audited (`tenant_group.mapped`). False when that mapping was there already."""
+        with transaction.atomic():
+            group = TenantGroup.objects.select_for_update().get(pk=self.pk)
+            if entra_group:
+                value, field = str(uuid.UUID(entra_group)), "entra_group_ids"
+            else:
+                value, field = app_role, "app_roles"
+            current = list(getattr(group, field))
+            if value in current:
+                return False
+            current.append(value)
+            setattr(group, field, current)
+            group.save(update_fields=[field])
+            setattr(self, field, current)
+            record(
+                "tenant_group.mapped",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={"group": str(self.code), "name": self.name, field: value},
+            )
+        return True
+
+    def update(self, *, actor: str, **fields: object) -> list[str]:
+        """Change name, description, scope, or the mappings (lists); audited
+        (`tenant_group.updated`, with the names of the fields that changed)."""
+        allowed = {"name", "description", "scope", "entra_group_ids", "app_roles"}
+        changed = [k for k, v in fields.items() if k in allowed and getattr(self, k) != v]
+        if not changed:
+            return []
+        with transaction.atomic():
+            for name in changed:
+                setattr(self, name, fields[name])
+            self.save(update_fields=changed)
+            record(
+                "tenant_group.updated",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={"group": str(self.code), "name": self.name, "fields": ",".join(changed)},
+            )
+        return changed
+
+    def set_members(self, users: list[object], *, actor: str) -> None:
+        """The manual members (break-glass override); audited (`tenant_group.members_set`)."""
+        with transaction.atomic():
+            self.members.set(users)
+            record(
+                "tenant_group.members_set",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={
+                    "group": str(self.code),
+                    "name": self.name,
+                    "members": ",".join(sorted(u.get_username() for u in users)),
+                },
+            )

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import roles
 from accounts.middleware import LAST_SEEN_AT, SIGNED_IN_AT
@@ -23,8 +24,11 @@ OPERATOR = "operator@fabrikam-mssp.example"
 VISITOR = "visitor@fabrikam-mssp.example"
 
 
-def make_staff(username: str, portal_roles: list[str]) -> object:
-    """A staff user as an Entra sign-in leaves it: linked identity, groups from roles."""
+def make_staff(
+    username: str, portal_roles: list[str], *, entra_groups: list[str] | None = None
+) -> object:
+    """A staff user as an Entra sign-in leaves it: linked identity with the app roles (and
+    Entra group object ids) the id token carried, portal groups from the roles."""
     User = get_user_model()
     user = User.objects.create(username=username)
     user.set_unusable_password()
@@ -34,6 +38,8 @@ def make_staff(username: str, portal_roles: list[str]) -> object:
         tenant_id=settings.ENTRA_HOME_TENANT_ID,
         object_id=uuid.uuid4(),
         roles=portal_roles,
+        groups=entra_groups or [],
+        roles_checked_at=timezone.now(),
     )
     roles.apply(user, portal_roles)
     return user

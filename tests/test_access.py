@@ -25,8 +25,8 @@ from django.utils import timezone
 from accounts.models import ApiToken, LoginFailure
 from audit.models import AuditEvent
 from notifications.models import Delivery, Destination, Event
-from tenants.models import Tenant, Verification
-from tests.personas import make_tenant, signed_in_client
+from tenants.models import Tenant, TenantGroup, Verification
+from tests.personas import make_staff, make_tenant, signed_in_client
 
 
 class Access(Enum):
@@ -59,21 +59,27 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:export_csv": (Access.OPERATE, frozenset({GET})),
     "console:detail": (Access.OPERATE, frozenset({GET})),
     "console:status_json": (Access.MONITOR, frozenset({GET})),
-    # Acting.
-    "console:reverify": (Access.ADMINISTER, frozenset({POST})),
-    "console:reverify_selected": (Access.ADMINISTER, frozenset({POST})),
+    # Operators act on the tenants of their scope, and hold API tokens of their own.
+    "console:reverify": (Access.OPERATE, frozenset({POST})),
+    "console:reverify_selected": (Access.OPERATE, frozenset({POST})),
+    "accounts:tokens": (Access.OPERATE, frozenset({GET})),
+    "accounts:token_create": (Access.OPERATE, frozenset({POST})),
+    "accounts:token_revoke": (Access.OPERATE, BOTH),
+    # Acting on the fleet, its groups and invitations.
     "console:reverify_all": (Access.ADMINISTER, BOTH),
     "console:offboard": (Access.ADMINISTER, BOTH),
     "console:invite": (Access.ADMINISTER, frozenset({POST})),
+    "console:tenant_groups": (Access.ADMINISTER, frozenset({POST})),
+    "console:assign_selected": (Access.ADMINISTER, frozenset({POST})),
+    "console:groups": (Access.ADMINISTER, frozenset({GET})),
+    "console:group_create": (Access.ADMINISTER, BOTH),
+    "console:group": (Access.ADMINISTER, BOTH),
     "console:invitations": (Access.ADMINISTER, frozenset({GET})),
     "console:invitation_create": (Access.ADMINISTER, BOTH),
     "console:invitation_import": (Access.ADMINISTER, BOTH),
     "console:invitation_import_preview": (Access.ADMINISTER, BOTH),
     "console:invitation": (Access.ADMINISTER, frozenset({GET})),
     "console:invitation_revoke": (Access.ADMINISTER, BOTH),
-    "accounts:tokens": (Access.ADMINISTER, frozenset({GET})),
-    "accounts:token_create": (Access.ADMINISTER, frozenset({POST})),
-    "accounts:token_revoke": (Access.ADMINISTER, BOTH),
     "console:audit_log": (Access.ADMINISTER, frozenset({GET})),
     "console:notifications": (Access.ADMINISTER, frozenset({GET})),
     "console:notification_create": (Access.ADMINISTER, BOTH),
@@ -192,8 +198,10 @@ def objects(db, admin_user, invitation) -> dict[str, str]:
     )
     event = Event.objects.create(type="notification.test", data={})
     delivery = Delivery.objects.create(event=event, destination=destination, status="failed")
+    group = TenantGroup.objects.create(name="EMEA")
     return {
         "tenant_code": str(tenant.code),
+        "group_code": str(group.code),
         "invitation_code": str(invitation.code),
         "code": str(invitation.code),
         "token_code": str(token.code),
@@ -290,24 +298,41 @@ def test_it_refuses_operators_every_admin_action_with_403(clients, objects):
         "console:invitation_create",
         "console:invite",
         "console:invitation_revoke",
-        "console:reverify",
-        "console:reverify_selected",
         "console:reverify_all",
         "console:offboard",
-        "accounts:token_create",
-        "accounts:token_revoke",
+        "console:tenant_groups",
+        "console:assign_selected",
+        "console:group_create",
+        "console:group",
     } <= set(actions)
     routes = {r.key: r for r in all_routes()}
-    before = (ApiToken.objects.count(), Tenant.objects.active().count())
+    before = (
+        ApiToken.objects.count(),
+        Tenant.objects.active().count(),
+        TenantGroup.objects.count(),
+        TenantGroup.tenants.through.objects.count(),
+    )
     for key in actions:
         path = fill(routes[key].template, objects)
         _access, methods = ACCESS[key]
         for method in methods:
             client = clients("operator")
-            data = {"confirm": "on", "name": "x", "scope": "status:read", "expires_in_days": "1"}
+            data = {
+                "confirm": "on",
+                "name": "x",
+                "scope": "only",
+                "tenant": objects["tenant_code"],
+                "assign_group": objects["group_code"],
+                "groups": objects["group_code"],
+            }
             response = client.get(path) if method == GET else client.post(path, data)
             assert response.status_code == 403, (method, key)
-    assert (ApiToken.objects.count(), Tenant.objects.active().count()) == before
+    assert (
+        ApiToken.objects.count(),
+        Tenant.objects.active().count(),
+        TenantGroup.objects.count(),
+        TenantGroup.tenants.through.objects.count(),
+    ) == before
     assert not Verification.objects.filter(trigger=Verification.Trigger.MANUAL).exists()
 
 
@@ -391,7 +416,13 @@ def test_it_only_asks_for_confirmation_on_get(key, admin_client, objects):
 
 # --- Unknown objects (plan C2) ---------------------------------------------------------------
 
-TENANT_VIEWS = ["console:detail", "console:reverify", "console:offboard", "console:invite"]
+TENANT_VIEWS = [
+    "console:detail",
+    "console:reverify",
+    "console:offboard",
+    "console:invite",
+    "console:tenant_groups",
+]
 
 
 @pytest.mark.parametrize("name", TENANT_VIEWS)
@@ -422,6 +453,7 @@ def test_it_does_not_find_a_tenant_by_its_entra_id_in_the_url(operator_client, o
         ("console:invitation", "invitation_code"),
         ("console:invitation_revoke", "invitation_code"),
         ("accounts:token_revoke", "token_code"),
+        ("console:group", "group_code"),
     ],
 )
 def test_it_answers_404_for_other_unknown_objects(name, kwarg, admin_client):
@@ -442,3 +474,153 @@ def test_it_replaces_the_admin_password_form_with_the_portal_sign_in(persona, cl
     assert is_login_redirect(response)
     # No password was checked there, so the throttle counted nothing.
     assert not LoginFailure.objects.exists()
+
+
+# --- Scoped operators (issue 11): out of scope is 404, never 403, and never counted -----------
+
+EMEA_GROUP = "3b9e6f12-8c4d-4a57-9e21-6d0f3a8b5c74"  # SOC EMEA in the demo directory
+CONTRACTORS_GROUP = "9d2a7c45-1e6b-4f83-a0d9-5c8e2b4f7a16"
+AMERICAS_ROLE = "Portal.SOC.Americas"
+# How each scoped persona is given its scope: (app roles, Entra groups). Each sees the
+# in-scope tenant and never the hidden one.
+SCOPED_PERSONAS = {
+    "one group": (["Portal.Operator"], [EMEA_GROUP]),
+    "two groups (union)": (["Portal.Operator", AMERICAS_ROLE], [EMEA_GROUP]),
+    "all except": (["Portal.Operator"], [CONTRACTORS_GROUP]),
+}
+# Every string by which the out-of-scope tenant could show: no answer may contain one.
+HIDDEN_MARKERS = ("Zulu Hidden Holdings", "zulu-hidden.example", "Zulu Contact")
+
+
+@dataclass
+class ScopedWorld:
+    inside: Tenant
+    hidden: Tenant
+    operator: object
+    objects_inside: dict[str, str]
+    objects_hidden: dict[str, str]
+
+
+@pytest.fixture(params=list(SCOPED_PERSONAS))
+def scoped_world(request, db, admin_user) -> ScopedWorld:
+    """A scoped operator (one group; two groups, by an Entra group and an app role; "all
+    except" a group), beside a tenant outside their scope that has everything a page could
+    show: history, audit events, an invitation, a contact."""
+    from consent.models import Invitation
+
+    now = timezone.now()
+    inside = make_tenant(
+        display_name="Alpha Inside", primary_domain="alpha.example", last_checked_at=now
+    )
+    hidden = make_tenant(
+        display_name="Zulu Hidden Holdings",
+        primary_domain="zulu-hidden.example",
+        contact_name="Zulu Contact",
+        status=Tenant.Status.NO_ACCESS,
+        stale_since=now,
+        last_checked_at=now,
+    )
+    for tenant in (inside, hidden):
+        Verification.objects.create(
+            tenant=tenant,
+            trigger=Verification.Trigger.CONSENT,
+            state=Verification.State.DONE,
+            finished_at=now,
+        )
+        AuditEvent.objects.create(
+            actor="admin",
+            action="tenant.status_changed",
+            tenant_id=tenant.tenant_id,
+            outcome="success",
+            detail={"name": tenant.display_name},
+        )
+    emea = TenantGroup.objects.create(name="EMEA", entra_group_ids=[EMEA_GROUP])
+    emea.tenants.add(inside)
+    TenantGroup.objects.create(
+        name="Regulated", scope=TenantGroup.Scope.EXCEPT, entra_group_ids=[CONTRACTORS_GROUP]
+    ).tenants.add(hidden)
+    TenantGroup.objects.create(name="Americas", app_roles=[AMERICAS_ROLE]).tenants.add(
+        make_tenant(display_name="Bravo Americas")
+    )
+    app_roles, entra_groups = SCOPED_PERSONAS[request.param]
+    operator = make_staff("pod@fabrikam-mssp.example", app_roles, entra_groups=entra_groups)
+    token, _value = ApiToken.issue(
+        name="Pod monitor", scope="status:read", created_by="pod", owner=operator
+    )
+    invitations = {
+        t: Invitation.objects.create(
+            customer_name=t.display_name,
+            expected_tenant_id=t.tenant_id,
+            access_profile="defender-xdr-readonly",
+            expires_at=now + timezone.timedelta(days=3),
+            created_by="admin",
+            tenant=t,
+        )
+        for t in (inside, hidden)
+    }
+
+    def objects_for(tenant: Tenant) -> dict[str, str]:
+        return {
+            "tenant_code": str(tenant.code),
+            "invitation_code": str(invitations[tenant].code),
+            "code": str(invitations[tenant].code),
+            "token_code": str(token.code),
+            "group_code": str(emea.code),
+            "object_id": "1",
+            "id": str(admin_user.pk),
+        }
+
+    return ScopedWorld(inside, hidden, operator, objects_for(inside), objects_for(hidden))
+
+
+def _leaks(response: object) -> list[str]:
+    if getattr(response, "streaming", False):
+        body = b"".join(response.streaming_content).decode()
+    else:
+        body = response.content.decode(errors="replace")
+    return [marker for marker in HIDDEN_MARKERS if marker in body]
+
+
+def test_a_scoped_operator_gets_404_out_of_scope_and_the_answer_in_scope(scoped_world):
+    """Every URL pattern, requested by an operator scoped to one tenant group: a route that
+    names the out-of-scope tenant answers 404 (as an unknown one), the same route for the
+    in-scope tenant answers as for any operator, and no answer names the hidden tenant."""
+    world = scoped_world
+    problems = []
+    tenant_routes = 0
+    for route in all_routes():
+        access, methods = rule_for(route)
+        if access in (Access.PUBLIC, Access.SUPERUSER):
+            continue
+        names_tenant = "<uuid:tenant_code>" in route.template
+        tenant_routes += names_tenant
+        for method in sorted(methods):
+            for side, objects in (
+                ("in scope", world.objects_inside),
+                ("out of scope", world.objects_hidden),
+            ):
+                client = signed_in_client(world.operator)
+                client.raise_request_exception = False
+                path = fill(route.template, objects)
+                data = {"tenant": [objects["tenant_code"]], "confirm": "on"}
+                response = client.get(path) if method == GET else client.post(path, data)
+                status = response.status_code
+                where = f"{method} {path} ({route.key}, {side}): {status}"
+                if access is Access.ADMINISTER:
+                    # Refused for the role before any object is looked up: the same answer
+                    # in and out of scope, so it tells nothing.
+                    if status != 403:
+                        problems.append(f"{where}, expected 403")
+                elif names_tenant and side == "out of scope":
+                    if status != 404:
+                        problems.append(f"{where}, expected 404")
+                elif status in (401, 403, 404, 405) or status >= 500:
+                    problems.append(f"{where}, expected the operator's answer")
+                leaks = _leaks(response)
+                if leaks:
+                    problems.append(f"{where} shows {leaks}")
+    assert tenant_routes >= 5
+    assert not problems, "\n".join(problems)
+    # The POSTs naming the hidden tenant queued nothing for it.
+    assert not world.hidden.verifications.filter(trigger=Verification.Trigger.MANUAL).exists()
+    assert world.inside.verifications.filter(trigger=Verification.Trigger.MANUAL).exists()

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import roles
 from audit.models import AuditEvent
+from console.access import visible_tenant_ids
 from console.forms import AuditFilterForm
 
 PAGE_SIZE = 100
@@ -29,6 +30,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     """The audit trail, newest first, filtered (times are UTC)."""
     form = AuditFilterForm(request.GET)
     events = AuditEvent.objects.all()
+    in_scope = visible_tenant_ids(request)
+    if in_scope is not None:
+        # Admins are unscoped; should the page ever open to scoped staff, it shows events of
+        # their tenants only.
+        events = events.filter(tenant_id__in=in_scope)
     if form.is_valid():
         data = form.cleaned_data
         if data["action"]:

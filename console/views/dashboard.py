@@ -15,9 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts import roles
+from console.access import is_scoped, scope_for, visible_tenants
 from console.forms import ATTENTION, EVERYTHING, SORTS, STALE, DashboardFilterForm
 from notifications.models import Delivery
-from tenants.models import PlatformAlert, Tenant, Verification
+from tenants.models import PlatformAlert, Tenant, TenantGroup, Verification
 
 PAGE_SIZE = 50
 
@@ -29,10 +30,14 @@ def valid_filters(form: DashboardFilterForm) -> dict[str, Any]:
     return form.cleaned_data
 
 
-def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
-    """The tenants the dashboard's filters select, in its sort order (also the CSV's)."""
-    tenants = Tenant.objects.all()
+def filtered_tenants(form: DashboardFilterForm, tenants: QuerySet[Tenant]) -> QuerySet[Tenant]:
+    """The tenants among `tenants` (the request's visible ones) the dashboard's filters
+    select, in its sort order (also the CSV's)."""
     data = valid_filters(form)
+    group = data.get("group")
+    if group:
+        members = TenantGroup.tenants.through.objects.filter(tenantgroup__code=group)
+        tenants = tenants.filter(pk__in=members.values("tenant_id"))
     q = data.get("q", "")
     if q:
         match = Q(display_name__icontains=q) | Q(primary_domain__icontains=q)
@@ -55,18 +60,19 @@ def filtered_tenants(form: DashboardFilterForm) -> QuerySet[Tenant]:
     return tenants.order_by(*SORTS.get(data.get("sort") or "", SORTS["name"]))
 
 
-def status_counts() -> dict[str, int]:
+def status_counts(tenants: QuerySet[Tenant]) -> dict[str, int]:
     """Tenants per status, stale ones, the active ones (not offboarded) and the total, in one
     query."""
-    return Tenant.objects.status_counts()
+    return tenants.status_counts()
 
 
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the dashboard shows, in a fixed number of queries whatever the fleet size:
     counts (1), open verifications (1), alerts (1), page count (1), page rows (1), the rows'
     latest definitive results (1), the last notification about each row (1)."""
-    form = DashboardFilterForm(request.GET)
-    tenants = filtered_tenants(form).annotate(
+    form = DashboardFilterForm(request.GET, groups=groups_for_filter(request))
+    visible = visible_tenants(request)
+    tenants = filtered_tenants(form, visible).annotate(
         verifying=Exists(
             Verification.objects.filter(tenant=OuterRef("pk"), state__in=Verification.OPEN_STATES)
         ),
@@ -79,8 +85,11 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     )
     paginator = Paginator(tenants, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    counts = status_counts()
-    progress = Verification.objects.filter(state__in=Verification.OPEN_STATES).aggregate(
+    counts = status_counts(visible)
+    open_verifications = Verification.objects.filter(state__in=Verification.OPEN_STATES)
+    if is_scoped(request):
+        open_verifications = open_verifications.filter(tenant__in=visible)
+    progress = open_verifications.aggregate(
         queued=Count("pk", filter=Q(state=Verification.State.QUEUED)),
         running=Count("pk", filter=Q(state=Verification.State.RUNNING)),
     )
@@ -103,6 +112,8 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "sort_query": sort_query.urlencode(),
         "sort": valid_filters(form).get("sort") or "name",
         "now": timezone.now(),
+        "scoped": is_scoped(request),
+        "groups": form.fields["group"].choices[1:],
     }
 
 
@@ -135,6 +146,17 @@ def _rows(tenants: list[Tenant]) -> list[dict[str, Any]]:
             {"tenant": tenant, "more": max(0, problems - 1), "told": told.get(tenant.tenant_id)}
         )
     return rows
+
+
+def groups_for_filter(request: HttpRequest) -> list[TenantGroup]:
+    """The groups the dashboard offers as a filter: all of them to unscoped staff; to a
+    scoped operator, the "only" groups that grant their scope (any other would be an
+    empty or misleading filter)."""
+    scope = scope_for(request)
+    groups = TenantGroup.objects.order_by("name")
+    if scope.unscoped:
+        return list(groups)
+    return list(groups.filter(pk__in=scope.only or ()))
 
 
 @require_GET

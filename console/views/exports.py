@@ -16,9 +16,10 @@ from accounts.decorators import staff_or_token_required
 from accounts.models import ApiToken
 from audit.log import actor_of, record
 from audit.models import AuditEvent
+from console.access import visible_tenants
 from console.forms import DashboardFilterForm
-from console.views.dashboard import filtered_tenants, status_counts
-from tenants.models import PlatformAlert, Tenant
+from console.views.dashboard import filtered_tenants, groups_for_filter, status_counts
+from tenants.models import PlatformAlert
 
 # (CSV header, Tenant attribute) in column order; the JSON status API uses the same fields.
 CSV_COLUMNS = [
@@ -61,7 +62,8 @@ class _Echo:
 @permission_required(roles.OPERATE, raise_exception=True)
 def export_csv(request: HttpRequest) -> HttpResponse:
     """The tenant list (with the dashboard's filters) as CSV, streamed."""
-    tenants = filtered_tenants(DashboardFilterForm(request.GET))
+    form = DashboardFilterForm(request.GET, groups=groups_for_filter(request))
+    tenants = filtered_tenants(form, visible_tenants(request))
     record(
         "tenants.exported",
         AuditEvent.Outcome.SUCCESS,
@@ -109,6 +111,7 @@ def status_json(request: HttpRequest) -> HttpResponse:
         "last_verified_at",
         "diagnosis",
     ]
+    visible = visible_tenants(request)
     tenants = [
         {
             "tenant_id": str(t["tenant_id"]),
@@ -121,12 +124,12 @@ def status_json(request: HttpRequest) -> HttpResponse:
             "last_verified_at": _iso(t["last_verified_at"]),
             "diagnosis": t["diagnosis"],
         }
-        for t in Tenant.objects.order_by("tenant_id").values(*fields).iterator(chunk_size=2000)
+        for t in visible.order_by("tenant_id").values(*fields).iterator(chunk_size=2000)
     ]
     response = JsonResponse(
         {
             "generated_at": timezone.now().isoformat(),
-            "counts": status_counts(),
+            "counts": status_counts(visible),
             "platform_alerts": alerts,
             "tenants": tenants,
         }

@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from consent import links, refusals
 from consent.forms import InvitationForm
 from consent.models import Invitation, InvitationRefused
-from console.access import get_invitation_for_user
+from console.access import get_invitation_for_user, visible_invitations
 from console.forms import ConfirmForm, InvitationFilterForm
 from mssp_portal import clouds
 from tenants import profiles
@@ -31,7 +31,7 @@ PAGE_SIZE = 50
 @permission_required(roles.ADMINISTER, raise_exception=True)
 def invitation_list(request: HttpRequest) -> HttpResponse:
     form = InvitationFilterForm(request.GET)
-    invitations = Invitation.objects.select_related("tenant")
+    invitations = visible_invitations(request)
     status = form.cleaned_data.get("status") if form.is_valid() else ""
     if status == "usable":
         invitations = invitations.usable()
@@ -91,6 +91,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 actor=actor_of(request),
                 contact_name=data["contact_name"],
                 contact_email=data["contact_email"],
+                tenant_groups=list(data["tenant_groups"]),
             )
         except InvitationRefused as refused:  # another admin was quicker
             form.add_error("tenant", str(refused))

@@ -22,13 +22,19 @@ from audit.log import actor_of, record
 from audit.models import AuditEvent
 from consent import links
 from consent.models import Invitation, InvitationRefused
-from console.access import get_tenant_for_user
-from console.forms import ConfirmForm, DashboardFilterForm, TenantSelectionForm
-from console.views.dashboard import valid_filters
+from console.access import get_tenant_for_user, visible_tenants
+from console.forms import (
+    ConfirmForm,
+    DashboardFilterForm,
+    GroupAssignForm,
+    TenantGroupsForm,
+    TenantSelectionForm,
+)
+from console.views.dashboard import groups_for_filter, valid_filters
 from mssp_portal import clouds
 from notifications.models import Delivery
 from tenants import profiles
-from tenants.models import Tenant, Verification
+from tenants.models import Tenant, TenantGroup, Verification
 from tenants.tasks import enqueue_verification, reverify
 from tenants.verification import diagnosis
 
@@ -111,13 +117,17 @@ def tenant_detail(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
             ),
             "can_administer": request.user.has_perm(roles.ADMINISTER),
             "app_client_id": settings.ENTRA_APP_CLIENT_ID,
+            "tenant_groups": list(tenant.tenant_groups.order_by("name")),
+            "groups_form": (
+                TenantGroupsForm(tenant=tenant) if request.user.has_perm(roles.ADMINISTER) else None
+            ),
         },
     )
 
 
 @require_POST
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def tenant_reverify(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
     tenant = get_tenant_for_user(request, tenant_code)
     if tenant.status == Tenant.Status.OFFBOARDED:
@@ -131,14 +141,17 @@ def tenant_reverify(request: HttpRequest, tenant_code: uuid.UUID) -> HttpRespons
 
 @require_POST
 @login_required
-@permission_required(roles.ADMINISTER, raise_exception=True)
+@permission_required(roles.OPERATE, raise_exception=True)
 def reverify_selected(request: HttpRequest) -> HttpResponse:
+    """Operators re-verify the selected tenants of their scope; a code outside it is
+    ignored as an unknown one is."""
     form = TenantSelectionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("tenant", ["Invalid selection."])))
         return redirect("console:dashboard")
     selected = form.cleaned_data["tenant"]
-    tenants = Tenant.objects.active().filter(code__in=selected)
+    visible = visible_tenants(request)
+    tenants = visible.active().filter(code__in=selected)
     actor = actor_of(request)
     queued = skipped = 0
     with transaction.atomic():
@@ -147,14 +160,15 @@ def reverify_selected(request: HttpRequest) -> HttpResponse:
                 queued += 1
             else:
                 skipped += 1
-    offboarded = Tenant.objects.filter(code__in=selected, status=Tenant.Status.OFFBOARDED).count()
+    offboarded = visible.filter(code__in=selected, status=Tenant.Status.OFFBOARDED).count()
     messages.success(request, queued_message(queued, skipped, offboarded))
     return redirect(reverse("console:dashboard") + _back_query(request))
 
 
 def _back_query(request: HttpRequest) -> str:
     # Back to the dashboard view the admin came from (only our own filter fields).
-    values = {k: v for k, v in valid_filters(DashboardFilterForm(request.POST)).items() if v}
+    form = DashboardFilterForm(request.POST, groups=groups_for_filter(request))
+    values = {k: v for k, v in valid_filters(form).items() if v}
     return "?" + urlencode(values) if values else ""
 
 
@@ -270,3 +284,56 @@ def tenant_invite(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
         return redirect("console:detail", tenant_code=tenant.code)
     messages.success(request, "Re-consent invitation created. Send the customer the link.")
     return redirect("console:detail", tenant_code=tenant.code)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def tenant_groups(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    """Set the groups a tenant is in (the tenant page's checkboxes)."""
+    tenant = get_tenant_for_user(request, tenant_code)
+    form = TenantGroupsForm(request.POST, tenant=tenant)
+    if not form.is_valid():
+        messages.error(request, "Choose groups from the list.")
+        return redirect("console:detail", tenant_code=tenant.code)
+    wanted = set(form.cleaned_data["groups"])
+    current = set(tenant.tenant_groups.all())
+    actor = actor_of(request)
+    with transaction.atomic():
+        for group in wanted - current:
+            group.assign([tenant], actor=actor)
+        for group in current - wanted:
+            group.unassign([tenant], actor=actor)
+    if wanted == current:
+        messages.info(request, "No change: the tenant is in the same groups.")
+    else:
+        names = ", ".join(sorted(g.name for g in wanted)) or "no group"
+        messages.success(request, f"{tenant} is now in: {names}.")
+    return redirect("console:detail", tenant_code=tenant.code)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def assign_selected(request: HttpRequest) -> HttpResponse:
+    """Put the tenants selected on the dashboard in a group."""
+    selection = TenantSelectionForm(request.POST)
+    form = GroupAssignForm(request.POST)
+    if not selection.is_valid():
+        messages.error(request, " ".join(selection.errors.get("tenant", ["Invalid selection."])))
+        return redirect(reverse("console:dashboard") + _back_query(request))
+    if not form.is_valid():
+        messages.error(request, "Choose the group to put the selected tenants in.")
+        return redirect(reverse("console:dashboard") + _back_query(request))
+    group: TenantGroup = form.cleaned_data["assign_group"]
+    tenants = list(visible_tenants(request).filter(code__in=selection.cleaned_data["tenant"]))
+    added = group.assign(tenants, actor=actor_of(request))
+    message = ngettext("%d tenant added to %s", "%d tenants added to %s", added) % (
+        added,
+        group.name,
+    )
+    if len(tenants) - added:
+        already = len(tenants) - added
+        message += ngettext("; %d was in it already", "; %d were in it already", already) % already
+    messages.success(request, message + ".")
+    return redirect(reverse("console:dashboard") + _back_query(request))

@@ -156,19 +156,28 @@ def test_it_refuses_a_wrong_token_even_beside_a_staff_session(operator_client, f
     assert operator_client.get(STATUS, **bearer("mssp_" + "B" * 43)).status_code == 401
 
 
-def test_it_does_not_let_operators_create_or_revoke_tokens(operator_client, admin_client):
+def test_it_lets_operators_create_and_revoke_only_their_own_tokens(
+    operator_client, admin_client, operator_user
+):
     response = operator_client.post(
         NEW_TOKEN, {"name": "mine", "scope": "status:read", "expires_in_days": "30"}
     )
-    assert response.status_code == 403
-    assert not ApiToken.objects.exists()
-    assert operator_client.get(TOKENS).status_code == 403
+    assert response.status_code == 200
+    mine = ApiToken.objects.get()
+    assert mine.owner == operator_user
     create_token(admin_client)
-    token = ApiToken.objects.get()
-    path = reverse("accounts:token_revoke", kwargs={"token_code": token.code})
-    assert operator_client.post(path).status_code == 403
-    token.refresh_from_db()
-    assert token.revoked_at is None
+    theirs = ApiToken.objects.exclude(pk=mine.pk).get()
+    listing = operator_client.get(TOKENS).content.decode()
+    assert mine.hint in listing and theirs.hint not in listing
+    # Another's token does not exist for an operator: 404, and it stays active.
+    path = reverse("accounts:token_revoke", kwargs={"token_code": theirs.code})
+    assert operator_client.post(path).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None
+    path = reverse("accounts:token_revoke", kwargs={"token_code": mine.code})
+    assert operator_client.post(path).status_code == 302
+    mine.refresh_from_db()
+    assert mine.revoked_at is not None
 
 
 @pytest.mark.parametrize(

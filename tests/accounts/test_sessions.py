@@ -18,7 +18,7 @@ from accounts import roles
 from accounts.middleware import BACKGROUND_HEADER
 from accounts.models import LoginFailure
 from audit.models import AuditEvent
-from tests.conftest import HOME_TENANT
+from entra_sandbox.testing import set_user_access
 from tests.personas import PASSWORD, sandbox_redirect, signed_in_client
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
@@ -87,7 +87,14 @@ def test_it_does_not_sign_out_on_get(operator_client):
 # --- Time-outs -------------------------------------------------------------------------------
 
 
-def test_it_ends_an_idle_session(operator_client):
+@pytest.fixture
+def no_role_recheck(settings):
+    """The time-out tests travel hours; the role re-check (Graph, every STAFF_ROLE_RECHECK
+    seconds) has its own tests in test_role_recheck.py and is put out of their way."""
+    settings.STAFF_ROLE_RECHECK = 10 * settings.SESSION_COOKIE_AGE
+
+
+def test_it_ends_an_idle_session(operator_client, no_role_recheck):
     key = operator_client.session.session_key
     with time_machine.travel(
         timezone.now() + timedelta(seconds=settings.SESSION_IDLE_TIMEOUT - 60)
@@ -101,7 +108,7 @@ def test_it_ends_an_idle_session(operator_client):
     assert (event.actor, event.detail["kind"]) == ("operator@fabrikam-mssp.example", "idle")
 
 
-def test_it_keeps_an_active_session_past_the_idle_timeout(operator_client):
+def test_it_keeps_an_active_session_past_the_idle_timeout(operator_client, no_role_recheck):
     start = timezone.now()
     step = timedelta(seconds=settings.SESSION_IDLE_TIMEOUT // 2)
     for n in range(1, 6):
@@ -109,7 +116,9 @@ def test_it_keeps_an_active_session_past_the_idle_timeout(operator_client):
             assert is_signed_in(operator_client), n
 
 
-def test_it_does_not_count_the_dashboards_own_refreshes_as_activity(operator_client):
+def test_it_does_not_count_the_dashboards_own_refreshes_as_activity(
+    operator_client, no_role_recheck
+):
     start = timezone.now()
     step = timedelta(seconds=settings.SESSION_IDLE_TIMEOUT // 3)
     live = reverse("console:dashboard_live")
@@ -120,7 +129,7 @@ def test_it_does_not_count_the_dashboards_own_refreshes_as_activity(operator_cli
         assert sends_to_sign_in(operator_client.get(live, **{BACKGROUND_HEADER: "1"}))
 
 
-def test_it_ends_a_session_at_the_absolute_timeout_however_active(admin_client):
+def test_it_ends_a_session_at_the_absolute_timeout_however_active(admin_client, no_role_recheck):
     start = timezone.now()
     step = timedelta(seconds=settings.SESSION_IDLE_TIMEOUT // 2)
     steps = settings.SESSION_COOKIE_AGE // step.seconds
@@ -149,14 +158,6 @@ def test_it_marks_signed_in_pages_no_store(operator_client):
 # --- Roles removed in Entra ------------------------------------------------------------------
 
 
-def remove_portal_roles_in_entra(sandbox, upn: str) -> None:
-    # The sandbox's control API has no call for a user's app roles: change its directory,
-    # in this process, as an Entra admin removing the assignment would.
-    directory = sandbox.state.directory
-    with directory.lock:
-        directory.tenants[HOME_TENANT].user(upn).app_roles = []
-
-
 @pytest.mark.django_db
 def test_it_applies_a_role_removed_in_entra_at_the_next_sign_in(entra, sandbox_server):
     upn = "operator@fabrikam-mssp.example"
@@ -164,7 +165,7 @@ def test_it_applies_a_role_removed_in_entra_at_the_next_sign_in(entra, sandbox_s
     laptop.get(sandbox_redirect(laptop, upn))
     assert is_signed_in(laptop)
 
-    remove_portal_roles_in_entra(sandbox_server, upn)
+    set_user_access(entra, upn, app_roles=[])  # the control API: PATCH /_sandbox/users/…
     phone = Client()
     response = phone.get(sandbox_redirect(phone, upn))
     assert response.status_code == 403

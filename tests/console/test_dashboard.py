@@ -94,9 +94,12 @@ def test_it_lets_operators_read_the_dashboard(operator_client, fleet):
     assert response.status_code == 200
     body = response.content.decode()
     assert "Alpha Works" in body
-    # Operators read; the actions are not offered to them.
-    assert "Re-verify selected" not in body
+    # Operators read and re-verify their selection; the fleet-wide and admin actions are
+    # not offered to them.
+    assert "Re-verify selected" in body
     assert reverse("console:reverify_all") not in body
+    assert reverse("console:assign_selected") not in body
+    assert reverse("console:invitation_create") not in body
 
 
 def test_it_refuses_staff_without_a_role(outsider_client, fleet):

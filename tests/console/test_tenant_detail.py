@@ -233,8 +233,10 @@ def test_it_tells_operators_to_ask_an_admin_for_the_invitation(operator_client, 
     reconsent = _text(_section(body, "reconsent-h"))
     assert "Ask a portal admin" in reconsent
     assert reverse("console:invite", args=[contoso.code]) not in body
-    assert reverse("console:reverify", args=[contoso.code]) not in body
     assert reverse("console:offboard", args=[contoso.code]) not in body
+    assert reverse("console:tenant_groups", args=[contoso.code]) not in body
+    # Re-verifying is an operator's action too.
+    assert reverse("console:reverify", args=[contoso.code]) in body
 
 
 def test_it_offers_no_re_consent_for_a_verified_tenant(admin_client, northwind):

@@ -51,19 +51,23 @@ def test_it_hands_the_new_verification_to_the_task_worker(
     assert [t.args_kwargs["args"] for t in tasks] == [[str(queued.code)]]
 
 
-def test_it_refuses_re_verification_to_operators(operator_client, northwind):
+def test_it_lets_operators_re_verify_a_tenant_but_not_the_fleet(operator_client, northwind):
     selection = {"tenant": [northwind.code]}
 
-    assert (
-        operator_client.post(reverse("console:reverify", args=[northwind.code])).status_code == 403
-    )
-    assert operator_client.post(reverse("console:reverify_selected"), selection).status_code == 403
     assert (
         operator_client.post(reverse("console:reverify_all"), {"confirm": "on"}).status_code == 403
     )
     assert open_verifications(northwind) == 0
     # Nothing done; only the refusals are recorded (probing is visible).
     assert set(AuditEvent.objects.values_list("action", flat=True)) == {"access.denied"}
+    response = operator_client.post(reverse("console:reverify", args=[northwind.code]))
+    assert response.status_code == 302
+    assert open_verifications(northwind) == 1
+    response = operator_client.post(reverse("console:reverify_selected"), selection)
+    assert response.status_code == 302
+    assert open_verifications(northwind) == 1  # already queued: not twice
+    events = AuditEvent.objects.filter(action="verification.requested")
+    assert {e.actor for e in events} == {"operator@fabrikam-mssp.example"}
 
 
 def test_it_refuses_re_verification_by_get(admin_client, northwind):
