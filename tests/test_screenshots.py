@@ -64,6 +64,7 @@ def _shoot(page, url: str, name: str, artifacts_dir) -> None:
         page.set_viewport_size(viewport)
         page.goto(url)
         page.wait_for_load_state("networkidle")
+        page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
         text = page.inner_text("body")
         for pattern, what in NEVER:
             assert not pattern.search(text), (name, width, what, pattern.search(text).group(0))

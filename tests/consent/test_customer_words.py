@@ -162,5 +162,5 @@ def test_a_refused_app_is_named_as_entra_shows_it_on_the_declined_page(client, d
     body = text(client.get(url).content.decode())
 
     assert "<h1>Microsoft would not offer the application to your organisation</h1>" in body
-    assert f"Fabrikam Security&rsquo;s application, {APP}, to your organisation" in body
+    assert f"Fabrikam Security&rsquo;s application, {APP}, may be blocked or disabled" in body
     assert body.count("<h1>") == 1
