@@ -55,7 +55,7 @@ def _used_by(tenant: Tenant, customer: str) -> Invitation:
     invitation = make_invitation(
         customer=customer, tenant=str(tenant.tenant_id), profile="full-soc"
     )
-    invitation.mark_used(tenant)
+    invitation.mark_used(tenant, actor="customer")
     return invitation
 
 
