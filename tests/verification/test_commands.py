@@ -157,7 +157,7 @@ def test_doctor_passes_on_a_correct_home_side(sandbox, db, capsys):
     assert not PlatformAlert.objects.open().exists()
 
 
-def test_doctor_fails_without_the_graph_permissions_of_the_staff_re_check(sandbox, capsys):
+def test_doctor_fails_without_the_graph_permissions_of_the_staff_re_check(sandbox, db, capsys):
     sandbox.control.set_roles(
         HOME_TENANT, {"graph": ["Organization.Read.All", "User.Read.All"]}, application=PORTAL_APP
     )

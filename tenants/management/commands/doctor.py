@@ -19,7 +19,7 @@ from mssp_portal import clouds, identity
 from tenants import profiles
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.verification import diagnosis, retry
-from tenants.verification.exchange import Exchange, assertion_claims
+from tenants.verification.exchange import Exchange, assertion_claims, unverified_claims
 from tenants.verification.runner import token_failure
 
 TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
@@ -182,7 +182,7 @@ class Command(BaseCommand):
             self._ok(f"app {app} obtained a token in {home}: the federated credential matches")
             if PlatformAlert.resolve_open():
                 self._info("open platform alerts resolved")
-            self._staff_recheck(set(assertion_claims(answer.token).get("roles") or []))
+            self._staff_recheck(set(unverified_claims(answer.token).get("roles") or []))
             return
         key, outcome = token_failure(answer)
         # The diagnosis of an (unsaved) verification of the home tenant, for its texts.
