@@ -207,6 +207,10 @@ def test_admins_are_unscoped_and_filter_by_group(fleet, admin_client):
     assert names_on_dashboard(admin_client) == set(MARKERS)
     emea = TenantGroup.objects.get(name="EMEA")
     assert names_on_dashboard(admin_client, f"?group={emea.code}") == {"Marker Alpha EMEA"}
+    body = admin_client.get(reverse("console:dashboard") + f"?group={emea.code}").content.decode()
+    # The cards count the group's tenants, and keep the group when they filter by status.
+    assert '<span class="stat-value">1</span><span class="stat-label">All tenants' in body
+    assert f'href="?status=verified&amp;group={emea.code}"' in body
     response = admin_client.get(reverse("console:export_csv") + f"?group={emea.code}")
     assert b"Marker Bravo" not in b"".join(response.streaming_content)
 
