@@ -921,11 +921,18 @@ def working_app(presented: str) -> str:
     return str(last or "")
 
 
-def _working(verification: Verification) -> list[str]:
+def _in_order(verification: Verification) -> list[tuple[str, object]]:
+    """The verification's results resource by resource, in the clouds' order: PostgreSQL's
+    jsonb keeps no key order, and the words must not depend on the database."""
     results = verification.results if isinstance(verification.results, dict) else {}
+    rank = {key: i for i, key in enumerate(clouds.RESOURCE_KEYS)}
+    return sorted(results.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
+def _working(verification: Verification) -> list[str]:
     return [
         clouds.TITLES.get(resource, resource)
-        for resource, result in results.items()
+        for resource, result in _in_order(verification)
         if isinstance(result, dict) and result.get("diagnosis") == "verified"
     ]
 
@@ -939,10 +946,9 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _problems(verification: Verification) -> list[Problem]:
-    results = verification.results if isinstance(verification.results, dict) else {}
     requirements = {r.resource: r for r in _requirements(verification.tenant)}
     problems = []
-    for resource, result in results.items():
+    for resource, result in _in_order(verification):
         if not isinstance(result, dict):
             continue
         key = str(result.get("diagnosis") or "")
