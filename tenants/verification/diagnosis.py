@@ -922,10 +922,12 @@ def working_app(presented: str) -> str:
 
 
 def _in_order(verification: Verification) -> list[tuple[str, object]]:
-    """The verification's results resource by resource, in the clouds' order: PostgreSQL's
-    jsonb keeps no key order, and the words must not depend on the database."""
+    """The verification's results resource by resource, in the order of the tenant's profile
+    (the order they were checked in), then the clouds' order: PostgreSQL's jsonb keeps no key
+    order, and the words must not depend on the database."""
     results = verification.results if isinstance(verification.results, dict) else {}
-    rank = {key: i for i, key in enumerate(clouds.RESOURCE_KEYS)}
+    order = [r.resource for r in _requirements(verification.tenant)]
+    rank = {key: i for i, key in enumerate(dict.fromkeys([*order, *clouds.RESOURCE_KEYS]))}
     return sorted(results.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
