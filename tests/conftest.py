@@ -17,7 +17,13 @@ from django.utils import timezone
 from accounts import roles
 from consent.models import Invitation
 from tenants.models import Tenant, Verification
-from tests.personas import PASSWORD, make_staff, make_tenant, signed_in_client
+from tests.personas import (
+    PASSWORD,
+    enrol_break_glass,
+    make_staff,
+    make_tenant,
+    signed_in_client,
+)
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "entra_sandbox/scenarios/demo.toml"
 
@@ -148,7 +154,9 @@ def outsider_user(db) -> object:
 
 @pytest.fixture
 def superuser(db) -> object:
-    return get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+    user = get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+    enrol_break_glass(user)
+    return user
 
 
 @pytest.fixture
