@@ -16,6 +16,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from consent.models import ConsentTicket
+from mssp_portal.addresses import client_address
 from tenants.models import Tenant
 from tests.conftest import NORTHWIND
 from tests.consent.helpers import make_invitation, success
@@ -188,8 +189,6 @@ def test_the_shared_count_loses_no_increment_under_concurrency():
 def test_it_takes_the_client_address_the_trusted_proxies_vouch_for(
     settings, rf, hops, forwarded, expected
 ):
-    from mssp_portal.addresses import client_address
-
     settings.TRUSTED_PROXY_HOPS = hops
     request = rf.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded)
     assert client_address(request) == expected
