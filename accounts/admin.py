@@ -7,6 +7,8 @@ from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken, LoginFailure, StaffIdentity
 
@@ -19,6 +21,11 @@ def _portal_sign_in(request: HttpRequest, extra_context: object = None) -> HttpR
 
 
 admin.site.login = _portal_sign_in
+# Second factors are enrolled by `manage.py break_glass enrol` only: one audited path, and
+# django-otp's admin would show (and QR-encode) the secrets again.
+for _model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 admin.site.site_header = "MSSP Portal — break-glass administration"
 
 

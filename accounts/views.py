@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required, permission_required
-from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,9 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import login as otp_login
 
-from accounts import entra, roles, throttle
-from accounts.forms import ApiTokenForm
+from accounts import entra, roles, second_factor, throttle
+from accounts.forms import ApiTokenForm, BreakGlassForm
 from accounts.middleware import start_session
 from accounts.models import ApiToken
 from accounts.users import staff_user_for, with_groups, withdraw_roles
@@ -142,26 +142,45 @@ def _refuse(
     )
 
 
-@sensitive_post_parameters("password")
+@sensitive_post_parameters("password", "otp_token")
 @require_http_methods(["GET", "POST"])
 @csrf_protect
 @never_cache
 @limit_per_address("accounts.sign_in", "RATELIMIT_SIGN_IN")
 def break_glass(request: HttpRequest) -> HttpResponse:
-    """Local password sign-in for bootstrap and emergencies (Entra down or misconfigured).
-    Throttled (accounts.throttle) and audited."""
+    """Local password sign-in with a second factor, for bootstrap and emergencies (Entra
+    down or misconfigured). Throttled (accounts.throttle) and audited: every use is a
+    `staff.break_glass_used` event."""
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    form = AuthenticationForm(request, data=request.POST or None)
+    form = BreakGlassForm(request, data=request.POST or None)
     status = 200
     if request.method == "POST":
         username = request.POST.get("username", "")
         if form.is_valid():
             user = form.get_user()
             auth_login(request, user)
+            otp_login(request, form.otp_device)
             start_session(request)
             throttle.clear(username)
+            factor = second_factor.describe(form.otp_device)
             record("user.signed_in", "success", actor=actor_of(request), detail={"method": "local"})
+            record(
+                "staff.break_glass_used",
+                "success",
+                actor=actor_of(request),
+                detail={**factor, "ip": throttle.client_ip(request) or "-"},
+            )
             return redirect(next_url)
+        if form.second_factor_refusal:
+            # The password was right: the failure counts against the account all the same.
+            ip = throttle.client_ip(request)
+            throttle.record_failure(username, ip)
+            record(
+                "user.sign_in_refused",
+                "denied",
+                actor=throttle.normalise(username),
+                detail={"method": "local", "reason": form.second_factor_refusal, "ip": ip or "-"},
+            )
         if throttle.is_locked(username, throttle.client_ip(request)):
             # Say only that: not whether the password was right (it was not even checked).
             form.errors.clear()

@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "django_ratelimit",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "mssp_portal",
     "audit",
     "accounts",
@@ -58,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.RoleRecheckMiddleware",
@@ -245,6 +249,9 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 # Password sign-in (break-glass accounts) goes through the throttled backend.
 AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+# Break-glass accounts also need a second factor (accounts.second_factor); the name an
+# authenticator app shows for it:
+OTP_TOTP_ISSUER = f"{MSSP_NAME} portal"
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username per window
 LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=20)  # per address
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)

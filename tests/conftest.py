@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,13 @@ from django.utils import timezone
 from accounts import roles
 from consent.models import Invitation
 from tenants.models import Tenant, Verification
-from tests.personas import PASSWORD, make_staff, make_tenant, signed_in_client
+from tests.personas import (
+    PASSWORD,
+    enrol_break_glass,
+    make_staff,
+    make_tenant,
+    signed_in_client,
+)
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "entra_sandbox/scenarios/demo.toml"
 
@@ -41,6 +48,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run ended by SIGTERM (`timeout`, a CI job cancelled) tears down like Ctrl-C does:
+    the sandbox's temp dir (entra-sandbox-*) and the test database are removed. Python's
+    default for SIGTERM is to exit at once, leaving both behind."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def point_portal_at(sb, settings, monkeypatch) -> None:
@@ -153,7 +171,9 @@ def outsider_user(db) -> object:
 
 @pytest.fixture
 def superuser(db) -> object:
-    return get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+    user = get_user_model().objects.create_superuser("breakglass", "", PASSWORD)
+    enrol_break_glass(user)
+    return user
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-from accounts import roles
+from accounts import roles, second_factor
 from accounts.middleware import LAST_SEEN_AT, SIGNED_IN_AT
 from accounts.models import StaffIdentity
 from tenants.models import Tenant, Verification
@@ -54,6 +55,22 @@ def signed_in_client(user: object) -> Client:
     session[LAST_SEEN_AT] = now
     session.save()
     return client
+
+
+def enrol_break_glass(user: object) -> object:
+    """The second factor an administrator enrols (manage.py break_glass enrol)."""
+    return second_factor.enrol(user, actor="test")
+
+
+def break_glass_form(user: object, password: str = PASSWORD, **extra: str) -> dict[str, str]:
+    """The break-glass form as its holder fills it in: name, password and a recovery code
+    (a fresh one each time; the TOTP path has tests of its own)."""
+    device = StaticDevice.objects.filter(user=user).first()
+    code = "no-device"
+    if device is not None:
+        code = StaticToken.random_token()
+        device.token_set.create(token=code)
+    return {"username": user.get_username(), "password": password, "otp_token": code, **extra}
 
 
 def make_tenant(tenant_id: str | uuid.UUID | None = None, **fields: object) -> Tenant:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import secrets
 import threading
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 
 from audit.models import AuditEvent
 from consent.models import ConsentTicket
+from mssp_portal.addresses import client_address
 from tenants.models import Tenant
 from tests.conftest import NORTHWIND
 from tests.consent.helpers import make_invitation, success
@@ -21,6 +24,14 @@ from tests.consent.helpers import make_invitation, success
 pytestmark = pytest.mark.django_db
 
 PROXY = "10.0.0.254"
+
+
+@pytest.fixture(autouse=True)
+def one_instant():
+    """django-ratelimit's windows are fixed (each ends at a set second): all of a test's
+    requests fall in one window, wherever the clock is when the test runs."""
+    with time_machine.travel(datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC), tick=False):
+        yield
 
 
 def junk_callback() -> str:
@@ -161,3 +172,30 @@ def test_the_shared_count_loses_no_increment_under_concurrency():
         thread.join()
     assert errors == []
     assert cache.get("counter") == 200
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "expected"),
+    [
+        (0, "198.51.100.1, 203.0.113.7", PROXY),  # the header is not read
+        (1, "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # what the one proxy appended
+        (2, "198.51.100.1, 203.0.113.7, 10.0.0.1", "203.0.113.7"),  # the outer proxy's entry
+        (2, "203.0.113.7", PROXY),  # shorter than the proxies: not from them
+        (1, "", PROXY),
+        (1, "198.51.100.1, not-an-address", PROXY),
+        (1, "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_it_takes_the_client_address_the_trusted_proxies_vouch_for(
+    settings, rf, hops, forwarded, expected
+):
+    settings.TRUSTED_PROXY_HOPS = hops
+    request = rf.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == expected
+
+
+def test_it_counts_an_ipv6_client_by_its_64(settings):
+    flooder = [Client(REMOTE_ADDR=f"2001:db8:1:2::{i:x}") for i in range(31)]
+    answers = [c.get(junk_callback()).status_code for c in flooder]
+    assert answers[-1] == 429
+    assert Client(REMOTE_ADDR="2001:db8:1:3::1").get(junk_callback()).status_code == 400

@@ -4,12 +4,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def one_instant():
+    """django-ratelimit's windows are fixed (each ends at a set second): all of a test's
+    requests fall in one window, wherever the clock is when the test runs."""
+    with time_machine.travel(datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC), tick=False):
+        yield
 
 
 def denied() -> list[AuditEvent]:

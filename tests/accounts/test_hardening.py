@@ -14,7 +14,13 @@ from django.contrib.auth.signals import user_logged_in
 from django.test import Client
 from django.urls import reverse
 
-from tests.personas import ADMIN, PASSWORD, csrf_client, csrf_token, sandbox_redirect
+from tests.personas import (
+    ADMIN,
+    break_glass_form,
+    csrf_client,
+    csrf_token,
+    sandbox_redirect,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -117,9 +123,7 @@ def test_it_sets_host_only_secure_cookies(production, superuser):
     page = production.get(BREAK_GLASS, secure=True)
     _assert_host_cookie(page.cookies["__Host-csrftoken"], http_only=False)
     _assert_secure_headers(page)
-    response = production.post(
-        BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}, secure=True
-    )
+    response = production.post(BREAK_GLASS, break_glass_form(superuser), secure=True)
     assert response.status_code == 302
     _assert_host_cookie(response.cookies["__Host-sessionid"], http_only=True)
     assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
@@ -139,9 +143,7 @@ def test_a_500_carries_hsts_and_nosniff(production, superuser):
     client = Client(HTTP_HOST=HOST, raise_request_exception=False)
     user_logged_in.connect(fail)
     try:
-        response = client.post(
-            BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}, secure=True
-        )
+        response = client.post(BREAK_GLASS, break_glass_form(superuser), secure=True)
     finally:
         user_logged_in.disconnect(fail)
     assert response.status_code == 500

@@ -19,7 +19,7 @@ from accounts.middleware import BACKGROUND_HEADER
 from accounts.models import LoginFailure
 from audit.models import AuditEvent
 from entra_sandbox.testing import set_user_access
-from tests.personas import PASSWORD, sandbox_redirect, signed_in_client
+from tests.personas import break_glass_form, sandbox_redirect, signed_in_client
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
 
@@ -51,7 +51,7 @@ def test_it_rotates_the_session_key_on_a_break_glass_sign_in(superuser):
     session["marker"] = "before"
     session.save()
     before = session.session_key
-    response = client.post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD})
+    response = client.post(BREAK_GLASS, break_glass_form(superuser))
     assert response.status_code == 302
     assert client.session.session_key != before
     assert client.session[SESSION_KEY] == str(superuser.pk)
@@ -191,7 +191,7 @@ def test_it_locks_a_username_after_repeated_failures(superuser):
     client = Client()
     fail(client, "breakglass", settings.LOGIN_FAILURE_LIMIT)
     # The right password now: refused without being checked.
-    response = client.post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD})
+    response = client.post(BREAK_GLASS, break_glass_form(superuser))
     assert response.status_code == 429
     assert "Too many failed attempts" in response.content.decode()
     assert "correct username and password" not in response.content.decode()
@@ -205,7 +205,7 @@ def test_it_locks_the_username_from_every_address(superuser):
     fail(Client(), "BreakGlass ", settings.LOGIN_FAILURE_LIMIT, address="192.0.2.1")
     response = Client().post(
         BREAK_GLASS,
-        {"username": "breakglass", "password": PASSWORD},
+        break_glass_form(superuser),
         REMOTE_ADDR="198.51.100.7",
     )
     assert response.status_code == 429
@@ -222,7 +222,7 @@ def test_it_does_not_check_the_password_while_locked(superuser, monkeypatch):
         "verify",
         lambda self, password, encoded: checked.append(1) or original(self, password, encoded),
     )
-    Client().post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD})
+    Client().post(BREAK_GLASS, break_glass_form(superuser))
     assert checked == []
 
 
@@ -230,16 +230,12 @@ def test_it_locks_an_address_guessing_across_usernames(superuser):
     client = Client()
     for n in range(settings.LOGIN_FAILURE_IP_LIMIT):
         fail(client, f"guess{n}", 1, address="203.0.113.9")
-    locked = client.post(
-        BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}, REMOTE_ADDR="203.0.113.9"
-    )
+    locked = client.post(BREAK_GLASS, break_glass_form(superuser), REMOTE_ADDR="203.0.113.9")
     assert locked.status_code == 429
     assert SESSION_KEY not in client.session
     # The username itself is not locked: from elsewhere, its owner still gets in.
     elsewhere = Client()
-    response = elsewhere.post(
-        BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}, REMOTE_ADDR="192.0.2.50"
-    )
+    response = elsewhere.post(BREAK_GLASS, break_glass_form(superuser), REMOTE_ADDR="192.0.2.50")
     assert response.status_code == 302
     assert elsewhere.session[SESSION_KEY] == str(superuser.pk)
 
@@ -249,7 +245,7 @@ def test_it_unlocks_after_the_window(superuser):
     later = timezone.now() + timedelta(seconds=settings.LOGIN_FAILURE_WINDOW + 1)
     with time_machine.travel(later):
         client = Client()
-        response = client.post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD})
+        response = client.post(BREAK_GLASS, break_glass_form(superuser))
         assert response.status_code == 302
     assert not LoginFailure.objects.filter(username="breakglass").exists()
 
@@ -257,15 +253,9 @@ def test_it_unlocks_after_the_window(superuser):
 def test_it_forgets_failures_after_a_successful_sign_in(superuser):
     fail(Client(), "breakglass", settings.LOGIN_FAILURE_LIMIT - 1)
     client = Client()
-    assert (
-        client.post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}).status_code
-        == 302
-    )
+    assert client.post(BREAK_GLASS, break_glass_form(superuser)).status_code == 302
     fail(Client(), "breakglass", settings.LOGIN_FAILURE_LIMIT - 1)
-    assert (
-        Client().post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD}).status_code
-        == 302
-    )
+    assert Client().post(BREAK_GLASS, break_glass_form(superuser)).status_code == 302
 
 
 def test_it_gives_entra_users_no_password_to_guess(admin_user):
@@ -278,9 +268,7 @@ def test_it_gives_entra_users_no_password_to_guess(admin_user):
 def test_it_does_not_redirect_off_site_after_sign_in(superuser):
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
         client = Client()
-        response = client.post(
-            BREAK_GLASS, {"username": "breakglass", "password": PASSWORD, "next": target}
-        )
+        response = client.post(BREAK_GLASS, break_glass_form(superuser, next=target))
         assert response.status_code == 302
         assert response["Location"] == reverse("console:dashboard"), target
 
@@ -304,7 +292,7 @@ def test_it_sends_anonymous_visitors_of_the_admin_to_the_sign_in(db, client):
 
 def test_it_opens_the_admin_to_a_break_glass_superuser(superuser):
     client = Client()
-    client.post(BREAK_GLASS, {"username": "breakglass", "password": PASSWORD})
+    client.post(BREAK_GLASS, break_glass_form(superuser))
     assert client.get("/admin/").status_code == 200
 
 
