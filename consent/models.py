@@ -7,14 +7,19 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.dispatch import receiver
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.log import record
 from audit.models import AuditEvent
+from consent import links
+from mssp_portal import clouds
+from notifications.delivery import send_email
 from notifications.events import emit
 from notifications.models import INVITATION_EXPIRED_UNUSED
 from tenants import profiles
@@ -33,6 +38,10 @@ class TooManyOpenTickets(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many open consent tickets; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class InvitationNotSent(Exception):
+    """The invitation email was not sent; the message says why and what to do instead."""
 
 
 class InvitationRefused(ValueError):
@@ -180,6 +189,10 @@ class Invitation(models.Model):
     created_by = models.CharField(max_length=254)
     created_at = models.DateTimeField(default=timezone.now)
     used_at = models.DateTimeField(null=True, blank=True)
+    # The last time the portal emailed the link to the contact, and who had it sent.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    emailed_by = models.CharField(max_length=254, blank=True)
+    emails_sent = models.PositiveIntegerField(default=0)
     # The groups the tenant lands in when its consent is recorded.
     tenant_groups = models.ManyToManyField(TenantGroup, blank=True, related_name="invitations")
     tenant = models.ForeignKey(
@@ -225,6 +238,71 @@ class Invitation(models.Model):
         self.save(update_fields=["status", "tenant", "used_at"])
         for group in self.tenant_groups.all():
             group.assign([tenant], actor=actor)
+
+    def send_email(self, *, actor: str) -> None:
+        """Email the link to the invitation's contact (Django's mail framework, EMAIL_URL),
+        record when and by whom, and audit it (`invitation.emailed`). Raises InvitationNotSent,
+        recording nothing as sent, when there is nobody to send it to, the link no longer
+        works, or the mail server does not take the message."""
+        if not self.contact_email:
+            raise InvitationNotSent(
+                "This invitation has no contact email: copy its link and send it yourself, or "
+                "create the invitation again with the customer administrator's email."
+            )
+        if not self.is_usable:
+            raise InvitationNotSent(
+                f"This invitation is {self.display_status.lower()}: its link does not work any "
+                "more, so it is not sent. Create a new invitation for this customer."
+            )
+        context = {
+            "invitation": self,
+            "profile": self.profile,
+            "requirements": [
+                {"title": clouds.TITLES.get(r.resource, r.resource), "requirement": r}
+                for r in self.profile.requirements
+            ],
+            "url": links.invitation_url(self),
+            "MSSP_NAME": settings.MSSP_NAME,
+            "APP_NAME": settings.ENTRA_APP_DISPLAY_NAME,
+            "APP_CLIENT_ID": settings.ENTRA_APP_CLIENT_ID,
+        }
+        message = EmailMultiAlternatives(
+            f"{settings.MSSP_NAME} asks for access to your Microsoft tenant",
+            render_to_string("consent/email/invitation.txt", context),
+            settings.NOTIFY_FROM_EMAIL,
+            [self.contact_email],
+        )
+        message.attach_alternative(
+            render_to_string("consent/email/invitation.html", context), "text/html"
+        )
+        answer = send_email(message)
+        tenant_id = self.expected_tenant_id
+        if not answer.ok:
+            record(
+                "invitation.emailed",
+                AuditEvent.Outcome.FAILURE,
+                actor=actor,
+                tenant_id=tenant_id,
+                detail={"invitation": self.code, "error": answer.error},
+            )
+            raise InvitationNotSent(
+                f"The mail server did not take the message ({answer.error}); nothing is "
+                "recorded as sent. Check EMAIL_URL and try again."
+            )
+        with transaction.atomic():
+            now = timezone.now()
+            Invitation.objects.filter(pk=self.pk).update(
+                emailed_at=now, emailed_by=actor, emails_sent=F("emails_sent") + 1
+            )
+            self.emailed_at, self.emailed_by = now, actor
+            self.emails_sent += 1
+            record(
+                "invitation.emailed",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=tenant_id,
+                detail={"invitation": self.code, "to": self.contact_email},
+            )
 
     def revoke(self, *, actor: str, reason: str = "") -> bool:
         """Withdraw an open invitation (the link stops working at once) and audit it

@@ -26,6 +26,7 @@ tenant_urls = [
 invitation_urls = [
     path("", invitations.invitation_detail, name="invitation"),
     path("revoke/", invitations.invitation_revoke, name="invitation_revoke"),
+    path("email/", invitations.invitation_email, name="invitation_email"),
 ]
 
 destination_urls = [
@@ -51,6 +52,8 @@ urlpatterns = [
     path("tenants/<uuid:tenant_code>/", include(tenant_urls)),
     path("invitations/", invitations.invitation_list, name="invitations"),
     path("invitations/new/", invitations.invitation_create, name="invitation_create"),
+    path("invitations/export.csv", invitations.invitation_export, name="invitation_export"),
+    path("invitations/email/", invitations.invitations_email_selected, name="invitations_email"),
     path("invitations/import/", imports.invitation_import, name="invitation_import"),
     path(
         "invitations/import/<uuid:import_id>/",
