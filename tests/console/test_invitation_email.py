@@ -133,6 +133,9 @@ def test_the_links_export_as_csv_with_formula_cells_defused(admin_client, settin
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     by_tenant = {r["tenant"]: r for r in rows}
     assert by_tenant[NORTHWIND]["customer_name"] == "'=HYPERLINK(evil)"
-    assert by_tenant[NORTHWIND]["link"] == f"https://portal.fabrikam.example/consent/invite/{usable.code}/"
+    assert (
+        by_tenant[NORTHWIND]["link"]
+        == f"https://portal.fabrikam.example/consent/invite/{usable.code}/"
+    )
     assert by_tenant[TAILSPIN]["link"] == ""  # a revoked link is not handed out
     assert AuditEvent.objects.get(action="invitations.exported").detail["rows"] == "2"
