@@ -94,7 +94,7 @@ def test_a_user_in_two_scoped_groups_sees_their_union_everywhere(fleet):
 
     assert names_on_dashboard(client) == both
     body = client.get(reverse("console:dashboard")).content.decode()
-    assert '<span class="stat-value">2</span><span class="stat-label">All tenants' in body
+    assert '<span class="stat-value">2</span><span class="stat-label">All active' in body
     assert csv_names(client) == both
     document = api(client)
     assert {t["name"] for t in document["tenants"]} == both
@@ -303,7 +303,7 @@ def test_a_new_tenant_lands_in_the_groups_chosen_at_invitation_time(db, admin_cl
         reverse("console:invitation_create"),
         {
             "customer_name": "Fresh Co",
-            "tenant": "",
+            "tenant": "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b",
             "access_profile": "defender-xdr-readonly",
             "days": "7",
             "tenant_groups": [str(group.code)],

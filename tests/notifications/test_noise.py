@@ -19,7 +19,7 @@ from tenants import notices
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.verification.runner import run_batch
 from tenants.verification.scheduler import tick
-from tests.conftest import NORTHWIND, TAILSPIN
+from tests.conftest import ADATUM, NORTHWIND, TAILSPIN
 from tests.notifications.receivers import parts
 
 
@@ -135,8 +135,7 @@ def test_re_verifying_a_steady_fleet_sends_nothing(
 def test_an_invitation_that_expired_unused_is_told_once(db, webhook, receiver, admin_user):
     invitation = Invitation.objects.create_invitation(
         customer_name="Contoso",
-        expected_tenant_id=None,
-        expected_domain="",
+        expected_tenant_id=ADATUM,
         access_profile="graph-reporting",
         days=1,
         actor="admin",
@@ -169,7 +168,11 @@ def test_an_email_destination_with_the_digest_gets_one_a_day(db, smtp, admin_use
     )  # fmt: skip
     _change("verified", "no_access")
     Invitation.objects.create_invitation(
-        customer_name="Contoso", access_profile="graph-reporting", days=2, actor="admin"
+        customer_name="Contoso",
+        expected_tenant_id=ADATUM,
+        access_profile="graph-reporting",
+        days=2,
+        actor="admin",
     )
     start = timezone.now()
     with time_machine.travel(start, tick=False) as clock:
