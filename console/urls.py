@@ -20,6 +20,7 @@ tenant_urls = [
     path("reverify/", tenants.tenant_reverify, name="reverify"),
     path("offboard/", tenants.tenant_offboard, name="offboard"),
     path("invite/", tenants.tenant_invite, name="invite"),
+    path("profile/", tenants.tenant_profile, name="tenant_profile"),
     path("groups/", tenants.tenant_groups, name="tenant_groups"),
 ]
 

@@ -69,6 +69,7 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:reverify_all": (Access.ADMINISTER, BOTH),
     "console:offboard": (Access.ADMINISTER, BOTH),
     "console:invite": (Access.ADMINISTER, frozenset({POST})),
+    "console:tenant_profile": (Access.ADMINISTER, BOTH),
     "console:tenant_groups": (Access.ADMINISTER, frozenset({POST})),
     "console:assign_selected": (Access.ADMINISTER, frozenset({POST})),
     "console:groups": (Access.ADMINISTER, frozenset({GET})),
