@@ -45,6 +45,13 @@ def staff_or_token_required(scope: str) -> Callable[[View], View]:
                         users.recheck(identity)
                     except graph.DirectoryUnavailable:
                         return JsonResponse({"error": "owner_roles_unverifiable"}, status=503)
+                owner = token.owner
+                if owner is not None and not (owner.is_active and owner.has_perm(roles.OPERATE)):
+                    # Its creator lost their portal role: the token stops, loudly (an empty
+                    # answer would read to a monitor as a fleet without problems).
+                    response = JsonResponse({"error": "token_owner_without_role"}, status=401)
+                    response["WWW-Authenticate"] = 'Bearer realm="mssp-portal"'
+                    return response
                 request.api_token = token
                 return view(request, *args, **kwargs)
             if request.user.is_authenticated and request.user.has_perm(roles.OPERATE):

@@ -19,8 +19,8 @@ def ago(value: datetime | None) -> str:
     """ "3 hours ago": one unit is enough in a table; the exact time goes in a title."""
     if not value:
         return ""
-    if value > timezone.now():
-        return "just now"
+    if value > timezone.now() - timedelta(minutes=1):
+        return "just now"  # not "0 minutes ago"
     return f"{timesince(value, depth=1)} ago"
 
 

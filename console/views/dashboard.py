@@ -34,10 +34,7 @@ def filtered_tenants(form: DashboardFilterForm, tenants: QuerySet[Tenant]) -> Qu
     """The tenants among `tenants` (the request's visible ones) the dashboard's filters
     select, in its sort order (also the CSV's)."""
     data = valid_filters(form)
-    group = data.get("group")
-    if group:
-        members = TenantGroup.tenants.through.objects.filter(tenantgroup__code=group)
-        tenants = tenants.filter(pk__in=members.values("tenant_id"))
+    tenants = in_group(tenants, data.get("group"))
     q = data.get("q", "")
     if q:
         match = Q(display_name__icontains=q) | Q(primary_domain__icontains=q)
@@ -58,6 +55,14 @@ def filtered_tenants(form: DashboardFilterForm, tenants: QuerySet[Tenant]) -> Qu
     elif status:
         tenants = tenants.filter(status=status)
     return tenants.order_by(*SORTS.get(data.get("sort") or "", SORTS["name"]))
+
+
+def in_group(tenants: QuerySet[Tenant], group: str | None) -> QuerySet[Tenant]:
+    """The tenants of one group (by its code), or all of them without one."""
+    if not group:
+        return tenants
+    members = TenantGroup.tenants.through.objects.filter(tenantgroup__code=group)
+    return tenants.filter(pk__in=members.values("tenant_id"))
 
 
 def status_counts(tenants: QuerySet[Tenant]) -> dict[str, int]:
@@ -85,7 +90,8 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     )
     paginator = Paginator(tenants, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    counts = status_counts(visible)
+    # The cards count the group chosen (a pod's own overview), else every visible tenant.
+    counts = status_counts(in_group(visible, valid_filters(form).get("group")))
     open_verifications = Verification.objects.filter(state__in=Verification.OPEN_STATES)
     if is_scoped(request):
         open_verifications = open_verifications.filter(tenant__in=visible)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
@@ -24,7 +25,9 @@ from tenants.models import TenantGroup
 @permission_required(roles.ADMINISTER, raise_exception=True)
 def group_list(request: HttpRequest) -> HttpResponse:
     groups = TenantGroup.objects.annotate(tenant_count=Count("tenants", distinct=True))
-    return render(request, "console/group_list.html", {"groups": groups})
+    # Without groups, what unmapped operators see (console.access) is all or nothing.
+    everyone = settings.STAFF_UNMAPPED_SCOPE in ("auto", "all")
+    return render(request, "console/group_list.html", {"groups": groups, "everyone": everyone})
 
 
 @require_http_methods(["GET", "POST"])

@@ -242,14 +242,12 @@ def _rbac_customer(facts: Facts, problem: Problem | None) -> str:
     resource = problem.resource if problem else "arm"
     if resource == "loganalytics":
         dcr = facts.loganalytics.get("dcr", "")
-        scope = f"the data collection rule {dcr}" if dcr else "your data collection rule"
-        where = "Azure portal → Data collection rules → the rule"
+        where = "Data collection rules → " + (f"the rule {dcr}" if dcr else "your rule")
     else:
-        scope = "each Azure subscription we are to see"
-        where = "Azure portal → Subscriptions → the subscription"
+        where = "Subscriptions → each subscription we are to see"
     return (
-        f"For {title}: assign the role \u201c{role}\u201d on {scope} to the application "
-        f"{facts.app} ({where} → Access control (IAM) → Add role assignment)."
+        f"For {title}: in the Azure portal, open {where} → Access control (IAM) → Add role "
+        f"assignment, and assign the role \u201c{role}\u201d to the application {facts.app}."
     )
 
 

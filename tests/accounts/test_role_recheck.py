@@ -166,9 +166,8 @@ def test_an_api_token_stops_reading_when_its_owners_role_is_removed(entra):
     set_user_access(entra, OPERATOR, app_roles=[])
     with later(settings.STAFF_ROLE_RECHECK + 1):
         answer = machine.get(reverse("console:status_json"), **header)
-    assert answer.status_code == 200
-    document = json.loads(answer.content)
-    assert document["tenants"] == [] and document["counts"]["total"] == 0
+    assert answer.status_code == 401
+    assert json.loads(answer.content) == {"error": "token_owner_without_role"}
 
 
 def test_it_does_not_recheck_a_local_break_glass_account(superuser, client, settings):
@@ -210,3 +209,21 @@ def test_a_tenant_group_mapped_to_an_app_role_follows_that_role(entra):
         body = client.get(DASHBOARD).content.decode()
         # Still an operator, mapped to no group while groups are in use: no tenant.
         assert "Marker Americas" not in body and "Your access covers no tenant yet" in body
+
+
+@pytest.mark.django_db
+def test_an_api_token_is_not_answered_when_its_owners_check_cannot_be_made(entra):
+    from accounts.models import ApiToken
+
+    signed_in(OPERATOR)
+    owner = get_user_model().objects.get(username=OPERATOR)
+    _token, value = ApiToken.issue(
+        name="pod", scope="status:read", created_by=OPERATOR, owner=owner
+    )
+    entra.control.set_roles(
+        HOME_TENANT, {"graph": ["Organization.Read.All"]}, application=PORTAL_APP
+    )
+    with later(settings.STAFF_ROLE_RECHECK + 1):
+        answer = Client().get(reverse("console:status_json"), HTTP_AUTHORIZATION=f"Bearer {value}")
+    assert answer.status_code == 503
+    assert json.loads(answer.content) == {"error": "owner_roles_unverifiable"}

@@ -64,7 +64,10 @@ def test_a_used_invitation_shows_the_tenant_state_and_the_steps_left(client, ful
     assert "Nothing more is needed" not in body
     assert "Done: part of the access is missing." in body
     assert "What your administrator still needs to do:" in body
-    assert "assign the role \u201cReader\u201d on each Azure subscription we are to see" in body
+    assert (
+        "open Subscriptions → each subscription we are to see → Access control (IAM) → Add "
+        "role assignment, and assign the role \u201cReader\u201d"
+    ) in body
 
 
 def test_a_used_invitation_of_a_verified_tenant_says_nothing_is_left(client, full_soc):
@@ -96,10 +99,14 @@ def test_azure_role_steps_name_the_scope_and_link_to_it_once_each(client, full_s
     assert "One more step" not in body
     assert "part of the access still needs a step from you" in body
     assert (
-        "For Azure Resource Manager: assign the role \u201cReader\u201d on each Azure "
-        "subscription we are to see to the application \u201cFabrikam MSSP Portal\u201d"
+        "For Azure Resource Manager: in the Azure portal, open Subscriptions → each "
+        "subscription we are to see → Access control (IAM) → Add role assignment, and assign "
+        "the role \u201cReader\u201d to the application \u201cFabrikam MSSP Portal\u201d"
     ) in body
-    assert "Monitoring Metrics Publisher\u201d on your data collection rule" in body
+    assert (
+        "open Data collection rules → your rule → Access control (IAM) → Add role assignment, "
+        "and assign the role \u201cMonitoring Metrics Publisher\u201d"
+    ) in body
     assert (
         'href="https://portal.azure.com/#view/Microsoft_Azure_Billing/SubscriptionsBladeV2"' in body
     )
@@ -155,5 +162,5 @@ def test_a_refused_app_is_named_as_entra_shows_it_on_the_declined_page(client, d
     body = text(client.get(url).content.decode())
 
     assert "<h1>Microsoft would not offer the application to your organisation</h1>" in body
-    assert f"Fabrikam Security&rsquo;s application, {APP}, to your organisation" in body
+    assert f"Fabrikam Security&rsquo;s application, {APP}, may be blocked or disabled" in body
     assert body.count("<h1>") == 1

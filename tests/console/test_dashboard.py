@@ -458,3 +458,12 @@ def test_the_diagnosis_column_counts_the_other_problems(admin_client, fleet):
     assert (
         'Service not available in the tenant (licence) <span class="muted small">and 2 more</span>'
     ) in body
+
+
+def test_a_time_under_a_minute_ago_reads_just_now(admin_client, db):
+    make_tenant(display_name="Fresh Ltd", status_since=timezone.now())
+
+    body = admin_client.get(DASHBOARD).content.decode()
+
+    assert "just now</time>" in body
+    assert "0\xa0minutes ago" not in body

@@ -162,8 +162,9 @@ def test_an_api_token_reads_its_creators_scope_while_they_keep_their_role(fleet)
     assert [t["name"] for t in document["tenants"]] == ["Marker Alpha EMEA"]
     assert document["counts"]["total"] == 1
     roles.apply(user, [])  # the role removed in Entra (sign-in or re-check)
-    document = api(machine, **header)
-    assert document["tenants"] == [] and document["counts"]["total"] == 0
+    refused = machine.get(reverse("console:status_json"), **header)
+    assert refused.status_code == 401
+    assert json.loads(refused.content) == {"error": "token_owner_without_role"}
     # A token from before scoping (no owner) was an admin's: it reads the fleet.
     _legacy, legacy = ApiToken.issue(name="Old", scope="status:read", created_by="admin")
     assert api(machine, HTTP_AUTHORIZATION=f"Bearer {legacy}")["counts"]["total"] == 4
@@ -207,6 +208,10 @@ def test_admins_are_unscoped_and_filter_by_group(fleet, admin_client):
     assert names_on_dashboard(admin_client) == set(MARKERS)
     emea = TenantGroup.objects.get(name="EMEA")
     assert names_on_dashboard(admin_client, f"?group={emea.code}") == {"Marker Alpha EMEA"}
+    body = admin_client.get(reverse("console:dashboard") + f"?group={emea.code}").content.decode()
+    # The cards count the group's tenants, and keep the group when they filter by status.
+    assert '<span class="stat-value">1</span><span class="stat-label">All active' in body
+    assert f'href="?status=verified&amp;group={emea.code}"' in body
     response = admin_client.get(reverse("console:export_csv") + f"?group={emea.code}")
     assert b"Marker Bravo" not in b"".join(response.streaming_content)
 
@@ -226,9 +231,12 @@ def test_admins_put_a_tenant_in_groups_on_its_page(fleet, admin_client):
     yankee = fleet["yankee"]
     emea, americas = TenantGroup.objects.get(name="EMEA"), TenantGroup.objects.get(name="Americas")
     path = reverse("console:tenant_groups", args=[yankee.code])
-    response = admin_client.post(path, {"groups": [str(emea.code), str(americas.code)]})
-    assert response.status_code == 302
+    both = {"groups": [str(emea.code), str(americas.code)]}
+    response = admin_client.post(path, both, follow=True)
+    assert "Marker Yankee Loose is now in: Americas, EMEA." in response.content.decode()
     assert set(yankee.tenant_groups.all()) == {emea, americas}
+    response = admin_client.post(path, both, follow=True)
+    assert "No change: the tenant is in the same groups." in response.content.decode()
     admin_client.post(path, {"groups": [str(emea.code)]})
     assert set(yankee.tenant_groups.all()) == {emea}
     actions = AuditEvent.objects.filter(tenant_id=yankee.tenant_id).values_list("action", flat=True)
@@ -260,6 +268,8 @@ def test_admins_add_the_dashboard_selection_to_a_group(fleet, admin_client):
 
 
 def test_admins_create_and_edit_groups(db, admin_client):
+    empty = admin_client.get(reverse("console:groups")).content.decode()
+    assert "No tenant groups yet: every operator sees every tenant." in empty
     response = admin_client.post(
         reverse("console:group_create"),
         {
@@ -272,6 +282,12 @@ def test_admins_create_and_edit_groups(db, admin_client):
     )
     group = TenantGroup.objects.get()
     assert response.status_code == 302
+    created = admin_client.get(response["Location"]).content.decode()
+    assert (
+        "Group “SOC APAC” created. Add tenants to it on their pages or from the "
+        "dashboard&#x27;s selection." in created
+    )
+    assert "No tenant in this group yet." in created
     assert (group.name, group.entra_group_ids, group.app_roles) == (
         "SOC APAC",
         [EMEA_GROUP],
@@ -281,7 +297,12 @@ def test_admins_create_and_edit_groups(db, admin_client):
     assert "SOC APAC" in listing and "Portal.SOC.APAC" in listing
     path = reverse("console:group", args=[group.code])
     assert admin_client.get(path).status_code == 200
-    admin_client.post(path, {"name": "SOC APAC", "scope": "except", "app_roles": ""})
+    saved = admin_client.post(
+        path, {"name": "SOC APAC", "scope": "except", "app_roles": ""}, follow=True
+    )
+    assert "Group “SOC APAC” saved." in saved.content.decode()
+    again = admin_client.post(path, {"name": "SOC APAC", "scope": "except"}, follow=True)
+    assert "Nothing changed." in again.content.decode()
     group.refresh_from_db()
     assert (group.scope, group.entra_group_ids, group.app_roles) == ("except", [], [])
     actions = set(AuditEvent.objects.values_list("action", flat=True))

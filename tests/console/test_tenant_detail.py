@@ -91,6 +91,8 @@ def test_it_explains_a_tenant_without_a_defender_licence(engine, admin_client):
     assert re.search(r"Microsoft Graph Organization\.Read\.All Organization\.Read\.All", resources)
     assert "Incident.Read.All" in resources
     assert "refused" in resources  # no Defender service principal in Tailspin
+    # No token, so no roles to show: not "none".
+    assert "Microsoft Defender XDR Incident.Read.All no token refused AADSTS500011" in resources
     assert "obtained" in resources
     assert "200" in resources  # the Graph probe
     history = _text(_section(body, "history-h"))

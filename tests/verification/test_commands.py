@@ -155,8 +155,26 @@ def test_doctor_passes_on_a_correct_home_side(sandbox, db, capsys):
     assert f"tid = {HOME_TENANT}" in out
     assert "the federated credential matches" in out
     assert "ok    ENTRA_APP_DISPLAY_NAME = 'Fabrikam MSSP Portal'" in out
+    assert "ok    Graph permissions of the staff re-check granted in the home tenant" in out
     assert "doctor: the home side is ready." in out
     assert not PlatformAlert.objects.open().exists()
+
+
+def test_doctor_fails_without_the_graph_permissions_of_the_staff_re_check(sandbox, db, capsys):
+    sandbox.control.set_roles(
+        HOME_TENANT, {"graph": ["Organization.Read.All", "User.Read.All"]}, application=PORTAL_APP
+    )
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor")
+
+    assert exited.value.code == 1
+    out = _out(capsys)
+    assert (
+        "FAIL  the portal's Graph token in the home tenant lacks Application.Read.All, "
+        "GroupMember.Read.All: staff sessions end at their first role re-check" in out
+    )
+    assert "to the portal's service principal in the home tenant only" in out
 
 
 def test_doctor_prints_the_federated_credential_that_must_exist(sandbox, capsys):

@@ -26,10 +26,21 @@ from mssp_portal import clouds, identity
 from tenants import profiles
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.verification import diagnosis, retry
-from tenants.verification.exchange import Exchange, assertion_claims
+from tenants.verification.exchange import Exchange, assertion_claims, unverified_claims
 from tenants.verification.runner import token_failure
 
 TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
+_DIRECTORY = ("Directory.Read.All", "Directory.ReadWrite.All")
+# The Graph application permissions the staff re-check (accounts/graph.py) needs in the
+# home tenant: (least privileged, every permission that also covers it).
+STAFF_RECHECK_PERMISSIONS = [
+    ("Application.Read.All", ("Application.Read.All", "Application.ReadWrite.All", *_DIRECTORY)),
+    ("User.Read.All", ("User.Read.All", "User.ReadWrite.All", *_DIRECTORY)),
+    (
+        "GroupMember.Read.All",
+        ("GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", *_DIRECTORY),
+    ),
+]
 
 
 class Command(BaseCommand):
@@ -154,6 +165,25 @@ class Command(BaseCommand):
             self._fail(f"audience {claims.get('aud')!r}, expected {cloud.fic_audience}")
         return claims
 
+    def _staff_recheck(self, granted: set[str]) -> None:
+        """The portal's Graph token in the home tenant carries what the re-check of signed-in
+        staff needs; without it every Entra session ends at its first re-check."""
+        missing = [
+            name for name, covered in STAFF_RECHECK_PERMISSIONS if not granted & set(covered)
+        ]
+        if not missing:
+            self._ok("Graph permissions of the staff re-check granted in the home tenant")
+            return
+        self._fail(
+            "the portal's Graph token in the home tenant lacks "
+            + ", ".join(missing)
+            + ": staff sessions end at their first role re-check (STAFF_ROLE_RECHECK)"
+        )
+        self._info(
+            "Grant these Graph application permissions to the portal's service principal in "
+            "the home tenant only (README, Staff access), not on the app registration."
+        )
+
     @sensitive_variables("answer")
     def _exchange(self, cloud: clouds.Cloud, claims: dict[str, Any]) -> None:
         self.stdout.write("Token exchange in the home tenant")
@@ -171,6 +201,7 @@ class Command(BaseCommand):
             self._ok(f"app {app} obtained a token in {home}: the federated credential matches")
             if PlatformAlert.resolve_open():
                 self._info("open platform alerts resolved")
+            self._staff_recheck(set(unverified_claims(answer.token).get("roles") or []))
             self._display_name(cloud, app, answer.token)
             return
         key, outcome = token_failure(answer)
