@@ -444,3 +444,104 @@ def announce_expired_unused(sender: object, **kwargs: object) -> int:
                 )
                 announced += 1
     return announced
+
+
+class CampaignQuerySet(models.QuerySet["Campaign"]):
+    def start(
+        self, *, actor: str, access_profile: str = "", email: bool = False
+    ) -> tuple[Campaign, int]:
+        """A re-consent campaign for every tenant whose consent lacks a permission its
+        profile requires (of one profile, or all), audited (`campaign.started`). Each gets
+        an invitation bound to it: its usable one if it has one, else a new one. Returns
+        the campaign and how many invitations were created."""
+        from consent.campaigns import needing_reconsent  # it reads this module's models
+
+        with transaction.atomic():
+            found = needing_reconsent(access_profile)
+            campaign = self.create(
+                access_profile=access_profile,
+                created_by=actor,
+                permissions=sorted({p for _tenant, missing in found for p in missing}),
+                email_contacts=email,
+            )
+            created = 0
+            for tenant, missing in found:
+                invitation = Invitation.objects.to_send_again(tenant)
+                if invitation is None:
+                    invitation = Invitation.objects.create_invitation(
+                        customer_name=tenant.display_name or str(tenant.tenant_id),
+                        expected_tenant_id=tenant.tenant_id,
+                        expected_domain=tenant.primary_domain,
+                        access_profile=tenant.access_profile,
+                        days=settings.INVITATION_DEFAULT_DAYS,
+                        actor=actor,
+                        tenant=tenant,
+                        contact_name=tenant.contact_name,
+                        contact_email=tenant.contact_email,
+                    )
+                    created += 1
+                CampaignMember.objects.create(
+                    campaign=campaign, tenant=tenant, invitation=invitation, missing=missing
+                )
+            record(
+                "campaign.started",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={
+                    "campaign": campaign.code,
+                    "profile": access_profile or "all",
+                    "tenants": str(len(found)),
+                    "invitations_created": str(created),
+                    "permissions": ",".join(campaign.permissions),
+                },
+            )
+        return campaign, created
+
+
+class Campaign(models.Model):
+    """Asking every tenant whose consent predates a permission to consent again, followed
+    to the end: a member is done when a verification after the campaign began passes."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # "" for every profile.
+    access_profile = models.CharField(max_length=64, blank=True)
+    # resource:permission pairs the members' consents lacked when it started.
+    permissions = models.JSONField(default=list, blank=True)
+    email_contacts = models.BooleanField(default=False)
+    created_by = models.CharField(max_length=254)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_reminder_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Re-consent campaign of {self.created_at:%Y-%m-%d}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.code)[:8]
+
+
+class CampaignMember(models.Model):
+    class State(models.TextChoices):
+        VERIFIED = "verified", "Re-consented and verified"
+        RECONSENTED = "reconsented", "Re-consented, verification pending"
+        DECLINED = "declined", "Declined at Microsoft"
+        EXPIRED = "expired", "Invitation expired"
+        PENDING = "pending", "Waiting for the customer"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="campaign_members")
+    invitation = models.ForeignKey(Invitation, on_delete=models.SET_NULL, null=True)
+    missing = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "tenant"], name="one_member_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} in {self.campaign}"

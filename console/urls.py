@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from console.views import (
     audit_log,
+    campaigns,
     dashboard,
     exports,
     groups,
@@ -67,6 +68,17 @@ urlpatterns = [
     path("groups/<uuid:group_code>/", groups.group_detail, name="group"),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),
+    path("campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("campaigns/start/", campaigns.campaign_start, name="campaign_start"),
+    path("campaigns/<uuid:campaign_code>/", campaigns.campaign_detail, name="campaign"),
+    path(
+        "campaigns/<uuid:campaign_code>/remind/", campaigns.campaign_remind, name="campaign_remind"
+    ),
+    path(
+        "campaigns/<uuid:campaign_code>/export.csv",
+        campaigns.campaign_export,
+        name="campaign_export",
+    ),
     path("notifications/", notifications.destination_list, name="notifications"),
     path("notifications/new/", notifications.destination_create, name="notification_create"),
     path("notifications/<uuid:destination_code>/", include(destination_urls)),
