@@ -8,13 +8,16 @@ from the request's Host header: a forged Host must not end up in a link or a red
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.urls import reverse
 
-from consent.models import Invitation
 from mssp_portal import clouds
+
+if TYPE_CHECKING:
+    from consent.models import Invitation
 
 
 def portal_url(path: str) -> str:

@@ -7,14 +7,19 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.dispatch import receiver
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.log import record
 from audit.models import AuditEvent
+from consent import links
+from mssp_portal import clouds
+from notifications.delivery import send_email
 from notifications.events import emit
 from notifications.models import INVITATION_EXPIRED_UNUSED
 from tenants import profiles
@@ -33,6 +38,10 @@ class TooManyOpenTickets(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many open consent tickets; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class InvitationNotSent(Exception):
+    """The invitation email was not sent; the message says why and what to do instead."""
 
 
 class InvitationRefused(ValueError):
@@ -180,6 +189,10 @@ class Invitation(models.Model):
     created_by = models.CharField(max_length=254)
     created_at = models.DateTimeField(default=timezone.now)
     used_at = models.DateTimeField(null=True, blank=True)
+    # The last time the portal emailed the link to the contact, and who had it sent.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    emailed_by = models.CharField(max_length=254, blank=True)
+    emails_sent = models.PositiveIntegerField(default=0)
     # The groups the tenant lands in when its consent is recorded.
     tenant_groups = models.ManyToManyField(TenantGroup, blank=True, related_name="invitations")
     tenant = models.ForeignKey(
@@ -225,6 +238,71 @@ class Invitation(models.Model):
         self.save(update_fields=["status", "tenant", "used_at"])
         for group in self.tenant_groups.all():
             group.assign([tenant], actor=actor)
+
+    def send_email(self, *, actor: str) -> None:
+        """Email the link to the invitation's contact (Django's mail framework, EMAIL_URL),
+        record when and by whom, and audit it (`invitation.emailed`). Raises InvitationNotSent,
+        recording nothing as sent, when there is nobody to send it to, the link no longer
+        works, or the mail server does not take the message."""
+        if not self.contact_email:
+            raise InvitationNotSent(
+                "This invitation has no contact email: copy its link and send it yourself, or "
+                "create the invitation again with the customer administrator's email."
+            )
+        if not self.is_usable:
+            raise InvitationNotSent(
+                f"This invitation is {self.display_status.lower()}: its link does not work any "
+                "more, so it is not sent. Create a new invitation for this customer."
+            )
+        context = {
+            "invitation": self,
+            "profile": self.profile,
+            "requirements": [
+                {"title": clouds.TITLES.get(r.resource, r.resource), "requirement": r}
+                for r in self.profile.requirements
+            ],
+            "url": links.invitation_url(self),
+            "MSSP_NAME": settings.MSSP_NAME,
+            "APP_NAME": settings.ENTRA_APP_DISPLAY_NAME,
+            "APP_CLIENT_ID": settings.ENTRA_APP_CLIENT_ID,
+        }
+        message = EmailMultiAlternatives(
+            f"{settings.MSSP_NAME} asks for access to your Microsoft tenant",
+            render_to_string("consent/email/invitation.txt", context),
+            settings.NOTIFY_FROM_EMAIL,
+            [self.contact_email],
+        )
+        message.attach_alternative(
+            render_to_string("consent/email/invitation.html", context), "text/html"
+        )
+        answer = send_email(message)
+        tenant_id = self.expected_tenant_id
+        if not answer.ok:
+            record(
+                "invitation.emailed",
+                AuditEvent.Outcome.FAILURE,
+                actor=actor,
+                tenant_id=tenant_id,
+                detail={"invitation": self.code, "error": answer.error},
+            )
+            raise InvitationNotSent(
+                f"The mail server did not take the message ({answer.error}); nothing is "
+                "recorded as sent. Check EMAIL_URL and try again."
+            )
+        with transaction.atomic():
+            now = timezone.now()
+            Invitation.objects.filter(pk=self.pk).update(
+                emailed_at=now, emailed_by=actor, emails_sent=F("emails_sent") + 1
+            )
+            self.emailed_at, self.emailed_by = now, actor
+            self.emails_sent += 1
+            record(
+                "invitation.emailed",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=tenant_id,
+                detail={"invitation": self.code, "to": self.contact_email},
+            )
 
     def revoke(self, *, actor: str, reason: str = "") -> bool:
         """Withdraw an open invitation (the link stops working at once) and audit it
@@ -366,3 +444,104 @@ def announce_expired_unused(sender: object, **kwargs: object) -> int:
                 )
                 announced += 1
     return announced
+
+
+class CampaignQuerySet(models.QuerySet["Campaign"]):
+    def start(
+        self, *, actor: str, access_profile: str = "", email: bool = False
+    ) -> tuple[Campaign, int]:
+        """A re-consent campaign for every tenant whose consent lacks a permission its
+        profile requires (of one profile, or all), audited (`campaign.started`). Each gets
+        an invitation bound to it: its usable one if it has one, else a new one. Returns
+        the campaign and how many invitations were created."""
+        from consent.campaigns import needing_reconsent  # it reads this module's models
+
+        with transaction.atomic():
+            found = needing_reconsent(access_profile)
+            campaign = self.create(
+                access_profile=access_profile,
+                created_by=actor,
+                permissions=sorted({p for _tenant, missing in found for p in missing}),
+                email_contacts=email,
+            )
+            created = 0
+            for tenant, missing in found:
+                invitation = Invitation.objects.to_send_again(tenant)
+                if invitation is None:
+                    invitation = Invitation.objects.create_invitation(
+                        customer_name=tenant.display_name or str(tenant.tenant_id),
+                        expected_tenant_id=tenant.tenant_id,
+                        expected_domain=tenant.primary_domain,
+                        access_profile=tenant.access_profile,
+                        days=settings.INVITATION_DEFAULT_DAYS,
+                        actor=actor,
+                        tenant=tenant,
+                        contact_name=tenant.contact_name,
+                        contact_email=tenant.contact_email,
+                    )
+                    created += 1
+                CampaignMember.objects.create(
+                    campaign=campaign, tenant=tenant, invitation=invitation, missing=missing
+                )
+            record(
+                "campaign.started",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                detail={
+                    "campaign": campaign.code,
+                    "profile": access_profile or "all",
+                    "tenants": str(len(found)),
+                    "invitations_created": str(created),
+                    "permissions": ",".join(campaign.permissions),
+                },
+            )
+        return campaign, created
+
+
+class Campaign(models.Model):
+    """Asking every tenant whose consent predates a permission to consent again, followed
+    to the end: a member is done when a verification after the campaign began passes."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # "" for every profile.
+    access_profile = models.CharField(max_length=64, blank=True)
+    # resource:permission pairs the members' consents lacked when it started.
+    permissions = models.JSONField(default=list, blank=True)
+    email_contacts = models.BooleanField(default=False)
+    created_by = models.CharField(max_length=254)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_reminder_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Re-consent campaign of {self.created_at:%Y-%m-%d}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.code)[:8]
+
+
+class CampaignMember(models.Model):
+    class State(models.TextChoices):
+        VERIFIED = "verified", "Re-consented and verified"
+        RECONSENTED = "reconsented", "Re-consented, verification pending"
+        DECLINED = "declined", "Declined at Microsoft"
+        EXPIRED = "expired", "Invitation expired"
+        PENDING = "pending", "Waiting for the customer"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="campaign_members")
+    invitation = models.ForeignKey(Invitation, on_delete=models.SET_NULL, null=True)
+    missing = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "tenant"], name="one_member_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} in {self.campaign}"

@@ -83,6 +83,10 @@ class TenantSelectionForm(forms.Form):
         return codes
 
 
+class InvitationSelectionForm(forms.Form):
+    invitation = UUIDListField(required=False)
+
+
 class ConfirmForm(forms.Form):
     """The confirmation box of a destructive action."""
 

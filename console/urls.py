@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from console.views import (
     audit_log,
+    campaigns,
     dashboard,
     exports,
     groups,
@@ -20,12 +21,14 @@ tenant_urls = [
     path("reverify/", tenants.tenant_reverify, name="reverify"),
     path("offboard/", tenants.tenant_offboard, name="offboard"),
     path("invite/", tenants.tenant_invite, name="invite"),
+    path("profile/", tenants.tenant_profile, name="tenant_profile"),
     path("groups/", tenants.tenant_groups, name="tenant_groups"),
 ]
 
 invitation_urls = [
     path("", invitations.invitation_detail, name="invitation"),
     path("revoke/", invitations.invitation_revoke, name="invitation_revoke"),
+    path("email/", invitations.invitation_email, name="invitation_email"),
 ]
 
 destination_urls = [
@@ -51,6 +54,8 @@ urlpatterns = [
     path("tenants/<uuid:tenant_code>/", include(tenant_urls)),
     path("invitations/", invitations.invitation_list, name="invitations"),
     path("invitations/new/", invitations.invitation_create, name="invitation_create"),
+    path("invitations/export.csv", invitations.invitation_export, name="invitation_export"),
+    path("invitations/email/", invitations.invitations_email_selected, name="invitations_email"),
     path("invitations/import/", imports.invitation_import, name="invitation_import"),
     path(
         "invitations/import/<uuid:import_id>/",
@@ -63,6 +68,17 @@ urlpatterns = [
     path("groups/<uuid:group_code>/", groups.group_detail, name="group"),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),
+    path("campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("campaigns/start/", campaigns.campaign_start, name="campaign_start"),
+    path("campaigns/<uuid:campaign_code>/", campaigns.campaign_detail, name="campaign"),
+    path(
+        "campaigns/<uuid:campaign_code>/remind/", campaigns.campaign_remind, name="campaign_remind"
+    ),
+    path(
+        "campaigns/<uuid:campaign_code>/export.csv",
+        campaigns.campaign_export,
+        name="campaign_export",
+    ),
     path("notifications/", notifications.destination_list, name="notifications"),
     path("notifications/new/", notifications.destination_create, name="notification_create"),
     path("notifications/<uuid:destination_code>/", include(destination_urls)),

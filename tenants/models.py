@@ -178,6 +178,27 @@ class Tenant(models.Model):
         self.stale_since = None
         return fields
 
+    def change_profile(self, key: str, *, actor: str) -> bool:
+        """Verify this tenant against another access profile from now on, and audit it
+        (`tenant.profile_changed`). False, and nothing recorded, when it already has it.
+        Raises KeyError for an unknown profile. The caller queues a re-verification."""
+        profiles.get(key)
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().get(pk=self.pk)
+            if tenant.access_profile == key:
+                return False
+            previous = tenant.access_profile
+            Tenant.objects.filter(pk=self.pk).update(access_profile=key)
+            self.access_profile = key
+            record(
+                "tenant.profile_changed",
+                AuditEvent.Outcome.SUCCESS,
+                actor=actor,
+                tenant_id=self.tenant_id,
+                detail={"from": previous, "to": key},
+            )
+        return True
+
     def offboard(self, *, actor: str) -> bool:
         """Stop requesting tokens for this tenant, keep its record and history, and audit it
         (`tenant.offboarded`); the apps above close what they hold for it (its open

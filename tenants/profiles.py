@@ -140,3 +140,65 @@ def unneeded_roles(results: Mapping[str, Any] | None) -> dict[str, list[str]]:
         if extra:
             unneeded[resource] = extra
     return unneeded
+
+
+@dataclass(frozen=True)
+class Change:
+    """What moving a tenant from one profile to another changes for one resource."""
+
+    resource: str
+    before: Requirement | None
+    after: Requirement | None
+
+    @property
+    def permissions_added(self) -> list[str]:
+        old = set(self.before.permissions) if self.before else set()
+        return [p for p in (self.after.permissions if self.after else ()) if p not in old]
+
+    @property
+    def permissions_removed(self) -> list[str]:
+        new = set(self.after.permissions) if self.after else set()
+        return [p for p in (self.before.permissions if self.before else ()) if p not in new]
+
+    @property
+    def rbac_role_added(self) -> str:
+        role = self.after.rbac_role if self.after else ""
+        return role if role and role != (self.before.rbac_role if self.before else "") else ""
+
+    @property
+    def kind(self) -> str:
+        if self.before is None:
+            return "added"
+        if self.after is None:
+            return "removed"
+        return "changed" if self.before != self.after else "same"
+
+
+def changes(old: AccessProfile, new: AccessProfile) -> list[Change]:
+    """Per resource of either profile, in the new profile's order then the old one's."""
+    before = {r.resource: r for r in old.requirements}
+    after = {r.resource: r for r in new.requirements}
+    order = list(dict.fromkeys([*after, *before]))
+    return [Change(resource, before.get(resource), after.get(resource)) for resource in order]
+
+
+def not_yet_granted(
+    new: AccessProfile, results: Mapping[str, Any] | None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Against a tenant's latest verification: per resource, the permissions `new` requires
+    that its tokens did not carry (the consent lacks them: a re-consent is needed), and the
+    resources of `new` no token was obtained for, whose permissions are not known yet."""
+    lacking: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    for requirement in new.requirements:
+        if not requirement.permissions:
+            continue
+        result = (results or {}).get(requirement.resource)
+        if not isinstance(result, Mapping) or result.get("token") != "ok":
+            unknown.append(requirement.resource)
+            continue
+        seen = set(result.get("roles_seen") or [])
+        missing = [p for p in requirement.permissions if p not in seen]
+        if missing:
+            lacking[requirement.resource] = missing
+    return lacking, unknown

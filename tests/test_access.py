@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, LoginFailure
 from audit.models import AuditEvent
+from consent.models import Campaign
 from notifications.models import Delivery, Destination, Event
 from tenants.models import Tenant, TenantGroup, Verification
 from tests.personas import make_staff, make_tenant, signed_in_client
@@ -69,6 +70,7 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:reverify_all": (Access.ADMINISTER, BOTH),
     "console:offboard": (Access.ADMINISTER, BOTH),
     "console:invite": (Access.ADMINISTER, frozenset({POST})),
+    "console:tenant_profile": (Access.ADMINISTER, BOTH),
     "console:tenant_groups": (Access.ADMINISTER, frozenset({POST})),
     "console:assign_selected": (Access.ADMINISTER, frozenset({POST})),
     "console:groups": (Access.ADMINISTER, frozenset({GET})),
@@ -80,7 +82,15 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:invitation_import_preview": (Access.ADMINISTER, BOTH),
     "console:invitation": (Access.ADMINISTER, frozenset({GET})),
     "console:invitation_revoke": (Access.ADMINISTER, BOTH),
+    "console:invitation_email": (Access.ADMINISTER, frozenset({POST})),
+    "console:invitation_export": (Access.ADMINISTER, frozenset({GET})),
+    "console:invitations_email": (Access.ADMINISTER, frozenset({POST})),
     "console:audit_log": (Access.ADMINISTER, frozenset({GET})),
+    "console:campaigns": (Access.ADMINISTER, frozenset({GET})),
+    "console:campaign_start": (Access.ADMINISTER, frozenset({POST})),
+    "console:campaign": (Access.ADMINISTER, frozenset({GET})),
+    "console:campaign_remind": (Access.ADMINISTER, frozenset({POST})),
+    "console:campaign_export": (Access.ADMINISTER, frozenset({GET})),
     "console:notifications": (Access.ADMINISTER, frozenset({GET})),
     "console:notification_create": (Access.ADMINISTER, BOTH),
     "console:notification_destination": (Access.ADMINISTER, frozenset({GET})),
@@ -205,6 +215,7 @@ def objects(db, admin_user, invitation) -> dict[str, str]:
         "invitation_code": str(invitation.code),
         "code": str(invitation.code),
         "token_code": str(token.code),
+        "campaign_code": str(Campaign.objects.create(created_by="admin").code),
         "destination_code": str(destination.code),
         "delivery_code": str(delivery.code),
         "object_id": "1",

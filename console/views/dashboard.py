@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts import roles
+from consent import campaigns
 from console.access import is_scoped, scope_for, visible_tenants
 from console.forms import ATTENTION, EVERYTHING, SORTS, STALE, DashboardFilterForm
 from notifications.models import Delivery
@@ -169,7 +170,12 @@ def groups_for_filter(request: HttpRequest) -> list[TenantGroup]:
 @login_required
 @permission_required(roles.OPERATE, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/dashboard.html", _dashboard_context(request))
+    context = _dashboard_context(request)
+    # Admins start re-consent campaigns from here; the banner is theirs (2 queries).
+    context["reconsent_banners"] = (
+        campaigns.banners() if request.user.has_perm(roles.ADMINISTER) else []
+    )
+    return render(request, "console/dashboard.html", context)
 
 
 @require_GET

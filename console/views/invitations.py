@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import uuid
 
+import tablib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import roles
-from audit.log import actor_of
+from audit.log import actor_of, record
 from audit.models import AuditEvent
 from consent import links, refusals
 from consent.forms import InvitationForm
-from consent.models import Invitation, InvitationRefused
+from consent.models import Invitation, InvitationNotSent, InvitationRefused
+from consent.tasks import send_invitation_emails
 from console.access import get_invitation_for_user, visible_invitations
-from console.forms import ConfirmForm, InvitationFilterForm
+from console.forms import ConfirmForm, InvitationFilterForm, InvitationSelectionForm
+from console.views.exports import csv_cell
 from mssp_portal import clouds
 from tenants import profiles
 
@@ -31,6 +35,18 @@ PAGE_SIZE = 50
 @permission_required(roles.ADMINISTER, raise_exception=True)
 def invitation_list(request: HttpRequest) -> HttpResponse:
     form = InvitationFilterForm(request.GET)
+    invitations, status = _filtered(request, form)
+    page = Paginator(invitations, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "console/invitation_list.html",
+        {"form": form, "page": page, "status": status, "query": query.urlencode()},
+    )
+
+
+def _filtered(request: HttpRequest, form: InvitationFilterForm) -> tuple[object, str]:
     invitations = visible_invitations(request)
     status = form.cleaned_data.get("status") if form.is_valid() else ""
     if status == "usable":
@@ -41,14 +57,103 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
         )
     elif status:
         invitations = invitations.filter(status=status)
-    page = Paginator(invitations, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "console/invitation_list.html",
-        {"form": form, "page": page, "status": status, "query": query.urlencode()},
+    return invitations, status
+
+
+EXPORT_COLUMNS = [
+    "customer_name",
+    "tenant",
+    "domain",
+    "profile",
+    "contact_name",
+    "contact_email",
+    "status",
+    "expires_at",
+    "link",
+    "last_emailed_at",
+]
+
+
+@require_GET
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def invitation_export(request: HttpRequest) -> HttpResponse:
+    """The invitations of the list's filter with their links, for MSSPs who send them through
+    their own PSA tool. A link is a key to a consent page: the export is audited."""
+    form = InvitationFilterForm(request.GET)
+    invitations, status = _filtered(request, form)
+    dataset = tablib.Dataset(headers=EXPORT_COLUMNS)
+    count = 0
+    for i in invitations.order_by("customer_name", "pk"):
+        dataset.append(
+            [
+                csv_cell(i.customer_name),
+                str(i.expected_tenant_id or ""),
+                csv_cell(i.expected_domain),
+                i.access_profile,
+                csv_cell(i.contact_name),
+                csv_cell(i.contact_email),
+                i.display_status.lower(),
+                i.expires_at.isoformat(),
+                links.invitation_url(i) if i.is_usable else "",
+                i.emailed_at.isoformat() if i.emailed_at else "",
+            ]
+        )
+        count += 1
+    record(
+        "invitations.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"rows": str(count), "status": status or "all"},
     )
+    response = HttpResponse(dataset.export("csv"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def invitation_email(request: HttpRequest, invitation_code: uuid.UUID) -> HttpResponse:
+    invitation = get_invitation_for_user(request, invitation_code)
+    try:
+        invitation.send_email(actor=actor_of(request))
+    except InvitationNotSent as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"Invitation emailed to {invitation.contact_email}.")
+    return redirect("console:invitation", invitation_code=invitation.code)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def invitations_email_selected(request: HttpRequest) -> HttpResponse:
+    """Email many (a selection, or an import's): one task, never inside this request."""
+    form = InvitationSelectionForm(request.POST)
+    if not form.is_valid() or not form.cleaned_data["invitation"]:
+        messages.error(request, "Select the invitations to email first.")
+        return redirect("console:invitations")
+    visible = visible_invitations(request).filter(code__in=form.cleaned_data["invitation"])
+    usable = visible.usable().exclude(contact_email="")
+    codes = [str(code) for code in usable.values_list("code", flat=True)]
+    skipped = visible.count() - len(codes)
+    if codes:
+        send_invitation_emails.enqueue(codes, actor_of(request))
+    text = ngettext(
+        "Emailing %(n)d invitation in the background",
+        "Emailing %(n)d invitations in the background",
+        len(codes),
+    ) % {"n": len(codes)}
+    if skipped:
+        text += ngettext(
+            "; %(n)d skipped (no contact email, or the link no longer works)",
+            "; %(n)d skipped (no contact email, or the link no longer works)",
+            skipped,
+        ) % {"n": skipped}
+    messages.success(request, text + ". Each one's page shows when it was sent.")
+    return redirect("console:invitations")
 
 
 def profile_choices() -> list[dict[str, object]]:

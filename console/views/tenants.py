@@ -337,3 +337,69 @@ def assign_selected(request: HttpRequest) -> HttpResponse:
         message += ngettext("; %d was in it already", "; %d were in it already", already) % already
     messages.success(request, message + ".")
     return redirect(reverse("console:dashboard") + _back_query(request))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def tenant_profile(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
+    """Change the access profile a tenant is verified against. GET ?profile= shows what
+    changes, resource by resource, and which new permissions its consent lacks; POST
+    (confirmed) changes it and queues a re-verification."""
+    tenant = get_tenant_for_user(request, tenant_code)
+    if tenant.status == Tenant.Status.OFFBOARDED:
+        messages.error(request, "This tenant is offboarded: it is not verified any more.")
+        return redirect("console:detail", tenant_code=tenant.code)
+    data = request.POST if request.method == "POST" else request.GET
+    chosen = data.get("profile") or ""
+    form = ConfirmForm(request.POST or None)
+    current = tenant.profile
+    if chosen and chosen not in profiles.PROFILES:
+        messages.error(request, "Choose a profile from the list.")
+        return redirect("console:tenant_profile", tenant_code=tenant.code)
+    new = profiles.get(chosen) if chosen else None
+    latest = tenant.verifications.filter(state=Verification.State.DONE).first()
+    lacking, unknown = (
+        profiles.not_yet_granted(new, latest.results if latest else None) if new else ({}, [])
+    )
+    if request.method == "POST" and new is not None and form.is_valid():
+        actor = actor_of(request)
+        with transaction.atomic():
+            changed = tenant.change_profile(new.key, actor=actor)
+            if changed:
+                enqueue_verification(tenant, Verification.Trigger.MANUAL, actor)
+        if not changed:
+            messages.info(request, f"The tenant already has the profile {new.name}.")
+        elif lacking:
+            missing = ", ".join(p for perms in lacking.values() for p in perms)
+            messages.warning(
+                request,
+                f"Profile changed to {new.name}; a re-verification is queued. The tenant's "
+                f"consent lacks {missing}: it will be incomplete until the customer consents "
+                "again. Create the re-consent invitation below and send it.",
+            )
+        else:
+            messages.success(
+                request, f"Profile changed to {new.name}; a re-verification is queued."
+            )
+        return redirect("console:detail", tenant_code=tenant.code)
+    return render(
+        request,
+        "console/tenant_profile.html",
+        {
+            "tenant": tenant,
+            "form": form,
+            "current": current,
+            "new": new,
+            "choices": [p for p in profiles.PROFILES.values() if p.key != current.key],
+            "changes": [
+                {"change": c, "title": clouds.TITLES.get(c.resource, c.resource)}
+                for c in profiles.changes(current, new)
+            ]
+            if new
+            else [],
+            "lacking": {clouds.TITLES.get(k, k): v for k, v in lacking.items()},
+            "unknown": [clouds.TITLES.get(k, k) for k in unknown],
+        },
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,0 +1,178 @@
+"""Re-consent campaigns (admins): start one from the dashboard's banner, follow it to the
+end, remind the customers still pending, export it."""
+
+from __future__ import annotations
+
+import uuid
+
+import tablib
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import roles
+from audit.log import actor_of, record
+from audit.models import AuditEvent
+from consent import campaigns
+from consent.models import Campaign
+from consent.tasks import send_invitation_emails
+from console.views.exports import csv_cell
+from tenants import profiles
+
+
+@require_GET
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    rows = []
+    for campaign in Campaign.objects.all()[:50]:
+        _members, counts = campaigns.progress(campaign)
+        rows.append({"campaign": campaign, "counts": counts, "total": sum(counts.values())})
+    return render(
+        request,
+        "console/campaigns/list.html",
+        {"rows": rows, "banners": campaigns.banners(), "profiles": profiles.PROFILES},
+    )
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def campaign_start(request: HttpRequest) -> HttpResponse:
+    profile = request.POST.get("profile", "")
+    if profile and profile not in profiles.PROFILES:
+        messages.error(request, "Choose a profile from the list.")
+        return redirect("console:campaigns")
+    if not campaigns.needing_reconsent(profile):
+        messages.info(request, "No tenant needs to consent again: no campaign started.")
+        return redirect("console:campaigns")
+    email = request.POST.get("email") == "on"
+    campaign, created = Campaign.objects.start(
+        actor=actor_of(request), access_profile=profile, email=email
+    )
+    total = campaign.members.count()
+    text = ngettext(
+        "Campaign started for %(n)d tenant", "Campaign started for %(n)d tenants", total
+    ) % {"n": total}
+    text += ngettext(" (%(k)d invitation created).", " (%(k)d invitations created).", created) % {
+        "k": created
+    }
+    if email:
+        _email_pending(campaign, actor_of(request))
+        text += " Invitations with a contact email are being sent."
+    else:
+        text += " Send each customer their link (or email them from this page)."
+    messages.success(request, text)
+    return redirect("console:campaign", campaign_code=campaign.code)
+
+
+@require_GET
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def campaign_detail(request: HttpRequest, campaign_code: uuid.UUID) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, code=campaign_code)
+    rows, counts = campaigns.progress(campaign)
+    total = len(rows)
+    done = counts[campaigns.State.VERIFIED]
+    return render(
+        request,
+        "console/campaigns/detail.html",
+        {
+            "campaign": campaign,
+            "rows": rows,
+            "counts": counts,
+            "total": total,
+            "done": done,
+            "percent": round(100 * done / total) if total else 100,
+            "states": campaigns.State,
+            "pending_with_contact": sum(
+                1
+                for r in rows
+                if r.state == campaigns.State.PENDING
+                and r.member.invitation
+                and r.member.invitation.contact_email
+            ),
+        },
+    )
+
+
+def _email_pending(campaign: Campaign, actor: str) -> int:
+    rows, _counts = campaigns.progress(campaign)
+    codes = [
+        str(r.member.invitation.code)
+        for r in rows
+        if r.state == campaigns.State.PENDING
+        and r.member.invitation is not None
+        and r.member.invitation.contact_email
+    ]
+    if codes:
+        transaction.on_commit(lambda: send_invitation_emails.enqueue(codes, actor))
+    return len(codes)
+
+
+@require_POST
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def campaign_remind(request: HttpRequest, campaign_code: uuid.UUID) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, code=campaign_code)
+    actor = actor_of(request)
+    with transaction.atomic():
+        sent = _email_pending(campaign, actor)
+        if sent:
+            Campaign.objects.filter(pk=campaign.pk).update(last_reminder_at=timezone.now())
+        record(
+            "campaign.reminded",
+            AuditEvent.Outcome.SUCCESS,
+            actor=actor,
+            detail={"campaign": campaign.code, "reminders": str(sent)},
+        )
+    if sent:
+        messages.success(
+            request,
+            ngettext(
+                "Reminding %(n)d pending customer by email.",
+                "Reminding %(n)d pending customers by email.",
+                sent,
+            )
+            % {"n": sent},
+        )
+    else:
+        messages.info(request, "No pending customer has a contact email: nothing sent.")
+    return redirect("console:campaign", campaign_code=campaign.code)
+
+
+@require_GET
+@login_required
+@permission_required(roles.ADMINISTER, raise_exception=True)
+def campaign_export(request: HttpRequest, campaign_code: uuid.UUID) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, code=campaign_code)
+    rows, _counts = campaigns.progress(campaign)
+    dataset = tablib.Dataset(
+        headers=["tenant_id", "customer_name", "missing", "state", "contact_email", "emailed_at"]
+    )
+    for row in rows:
+        invitation = row.member.invitation
+        dataset.append(
+            [
+                str(row.member.tenant.tenant_id),
+                csv_cell(row.member.tenant.display_name),
+                " ".join(row.member.missing),
+                row.state,
+                csv_cell(invitation.contact_email if invitation else ""),
+                invitation.emailed_at.isoformat() if invitation and invitation.emailed_at else "",
+            ]
+        )
+    record(
+        "campaign.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"campaign": campaign.code, "rows": str(len(rows))},
+    )
+    response = HttpResponse(dataset.export("csv"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.short_id}.csv"'
+    return response
