@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,8 @@ from accounts.users import staff_user_for, with_groups, withdraw_roles
 from audit.log import actor_of, record
 from mssp_portal import clouds
 from mssp_portal.ratelimits import limit_per_address
+from notifications.events import emit
+from notifications.models import BREAK_GLASS_USED
 
 FLOW_KEY = "accounts.entra_flow"
 NEXT_KEY = "accounts.next"
@@ -164,12 +167,26 @@ def break_glass(request: HttpRequest) -> HttpResponse:
             throttle.clear(username)
             factor = second_factor.describe(form.otp_device)
             record("user.signed_in", "success", actor=actor_of(request), detail={"method": "local"})
-            record(
-                "staff.break_glass_used",
-                "success",
-                actor=actor_of(request),
-                detail={**factor, "ip": throttle.client_ip(request) or "-"},
-            )
+            ip = throttle.client_ip(request) or "-"
+            with transaction.atomic():
+                record(
+                    BREAK_GLASS_USED,
+                    "success",
+                    actor=actor_of(request),
+                    detail={**factor, "ip": ip},
+                )
+                emit(
+                    BREAK_GLASS_USED,
+                    {
+                        "user": actor_of(request),
+                        "second_factor": factor["second_factor"],
+                        "second_factor_words": "a recovery code"
+                        if factor["second_factor"] == "recovery_code"
+                        else "an authenticator code",
+                        "ip": ip,
+                        "url": settings.PORTAL_BASE_URL + reverse("console:audit_log"),
+                    },
+                )
             return redirect(next_url)
         if form.second_factor_refusal:
             # The password was right: the failure counts against the account all the same.

@@ -68,6 +68,7 @@ urlpatterns = [
     path("groups/<uuid:group_code>/", groups.group_detail, name="group"),
     path("api/status/", exports.status_json, name="status_json"),
     path("audit/", audit_log.audit_log, name="audit_log"),
+    path("audit/export.csv", audit_log.audit_log_export, name="audit_log_export"),
     path("campaigns/", campaigns.campaign_list, name="campaigns"),
     path("campaigns/start/", campaigns.campaign_start, name="campaign_start"),
     path("campaigns/<uuid:campaign_code>/", campaigns.campaign_detail, name="campaign"),

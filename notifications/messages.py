@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from notifications.models import (
     ALERT_OPENED,
     ALERT_RESOLVED,
+    BREAK_GLASS_USED,
     DIGEST,
     INVITATION_EXPIRED_UNUSED,
     TENANT_ONBOARDED,
@@ -90,6 +91,16 @@ def text(event: Event) -> Text:
             f"Nobody granted consent through it before {data.get('expired_at')}.",
             "Ask the customer whether they still want to onboard, and create a new "
             "invitation for them if so.",
+            url,
+        )
+    if event.type == BREAK_GLASS_USED:
+        return Text(
+            f"Break-glass sign-in: {data.get('user')}",
+            f"The local account {data.get('user')} signed in with its password and "
+            f"{data.get('second_factor_words')} from {data.get('ip')}, bypassing Entra ID.",
+            "If nobody planned this, disable the account in the Django admin, change its "
+            "password and enrol a new second factor (manage.py break_glass enrol), then read "
+            "the audit log for what it did.",
             url,
         )
     if event.type == DIGEST:

@@ -33,6 +33,7 @@ ALERT_OPENED = "platform.alert_opened"
 ALERT_RESOLVED = "platform.alert_resolved"
 INVITATION_EXPIRED_UNUSED = "invitation.expired_unused"
 TEST = "notification.test"
+BREAK_GLASS_USED = "staff.break_glass_used"
 # Not an event anybody subscribes to: the daily digest an email destination opts into.
 DIGEST = "digest.daily"
 
@@ -43,6 +44,7 @@ EVENT_TYPES = {
     ALERT_OPENED: "A platform fault (managed identity, federated credential) began",
     ALERT_RESOLVED: "A platform fault is over",
     INVITATION_EXPIRED_UNUSED: "An invitation expired without consent",
+    BREAK_GLASS_USED: "A local break-glass account signed in",
     TEST: "A test message sent by an admin",
 }
 

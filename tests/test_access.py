@@ -86,6 +86,7 @@ ACCESS: dict[str, tuple[Access, frozenset[str]]] = {
     "console:invitation_export": (Access.ADMINISTER, frozenset({GET})),
     "console:invitations_email": (Access.ADMINISTER, frozenset({POST})),
     "console:audit_log": (Access.ADMINISTER, frozenset({GET})),
+    "console:audit_log_export": (Access.ADMINISTER, frozenset({GET})),
     "console:campaigns": (Access.ADMINISTER, frozenset({GET})),
     "console:campaign_start": (Access.ADMINISTER, frozenset({POST})),
     "console:campaign": (Access.ADMINISTER, frozenset({GET})),

@@ -17,6 +17,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import LoginFailure
 from audit.models import AuditEvent
+from notifications import messages
+from notifications.models import Event
 from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +98,13 @@ def test_it_signs_in_with_the_authenticator_code_and_audits_the_use(superuser):
     assert (used.actor, used.outcome) == ("breakglass", "success")
     assert used.detail == {"second_factor": "totp", "ip": "192.0.2.10"}
     assert events("user.signed_in")[0].detail == {"method": "local"}
+    # ... and the on-call channel hears of it, with what to do if nobody planned it.
+    (told,) = Event.objects.filter(type="staff.break_glass_used")
+    assert told.data["user"] == "breakglass" and told.data["ip"] == "192.0.2.10"
+    words = messages.text(told)
+    assert words.headline == "Break-glass sign-in: breakglass"
+    assert "an authenticator code from 192.0.2.10" in words.summary
+    assert "disable the account in the Django admin" in words.remediation
 
 
 def test_it_refuses_an_authenticator_code_used_once_already(superuser):

@@ -135,3 +135,67 @@ def test_it_keeps_the_audit_log_from_operators(operator_client, trail):
 def test_it_refuses_a_post_to_the_audit_log(admin_client, trail):
     assert admin_client.post(EVENTS).status_code == 405
     assert AuditEvent.objects.count() == 5
+
+
+# -- readable by a person --------------------------------------------------------------------
+
+
+def test_an_action_prefix_selects_every_action_of_one_kind(admin_client, db):
+    record("invitation.created", "success", actor="a")
+    record("invitation.revoked", "success", actor="a")
+    record("invitations.imported", "success", actor="a")  # another kind, despite the letters
+    record("tenant.offboarded", "success", actor="a")
+
+    def actions(value: str) -> set[str]:
+        page = admin_client.get(EVENTS, {"action": value}).content.decode()
+        return {
+            a
+            for a in (
+                "invitation.created",
+                "invitation.revoked",
+                "invitations.imported",
+                "tenant.offboarded",
+            )
+            if f"<code>{a}</code>" in page
+        }
+
+    assert actions("invitation.*") == {"invitation.created", "invitation.revoked"}
+    assert actions("invitation*") == {
+        "invitation.created",
+        "invitation.revoked",
+        "invitations.imported",
+    }
+    assert actions("invitation") == {"invitation.created", "invitation.revoked"}
+    assert actions("invitation.revoked") == {"invitation.revoked"}
+
+
+def test_tenant_names_stand_beside_their_ids_and_details_are_labelled(admin_client, db):
+    from tests.personas import make_tenant
+
+    tenant = make_tenant(display_name="Northwind <Traders>")
+    record(
+        "consent.declined",
+        "failure",
+        actor="customer",
+        tenant_id=tenant.tenant_id,
+        detail={"missing_services": "defender", "code": "650052"},
+    )
+    page = admin_client.get(EVENTS).content.decode()
+    link = reverse("console:detail", args=[tenant.code])
+    assert f'href="{link}"><bdi>Northwind &lt;Traders&gt;</bdi></a>' in page
+    assert "<dt>missing services</dt><dd>defender</dd>" in page
+    assert "missing_services=" not in page
+
+
+def test_the_trail_exports_as_csv_with_the_filters_and_is_audited(admin_client, db):
+    record("invitation.created", "success", actor="=cmd|' /C calc'!A0", detail={"customer": "x"})
+    record("tenant.offboarded", "success", actor="a")
+
+    response = admin_client.get(reverse("console:audit_log_export"), {"action": "invitation.*"})
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [r["action"] for r in rows] == ["invitation.created"]
+    assert rows[0]["actor"].startswith("'=")  # a formula is shown as text
+    assert rows[0]["detail"] == "customer=x"
+    exported = AuditEvent.objects.get(action="audit_log.exported")
+    assert exported.detail["rows"] == "1"

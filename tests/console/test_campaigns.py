@@ -1,0 +1,87 @@
+"""Campaign pages: started from the banner, the same tenants are not asked twice, pending
+customers reminded (a task), the list exported, operators kept out."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from consent.models import Campaign
+from tenants.models import Verification
+from tests.conftest import NORTHWIND, TAILSPIN
+from tests.personas import make_tenant
+
+
+def _lacking(tenant_id: str, name: str, **fields):
+    tenant = make_tenant(
+        tenant_id,
+        display_name=name,
+        access_profile="graph-reporting",
+        status="incomplete",
+        diagnosis="role_missing",
+        **fields,
+    )
+    Verification.objects.create(
+        tenant=tenant,
+        trigger="schedule",
+        state="done",
+        outcome="incomplete",
+        diagnosis="role_missing",
+        results={"graph": {"token": "ok", "roles_missing": ["AuditLog.Read.All"]}},
+    )
+    return tenant
+
+
+def test_a_campaign_from_the_banner_reminds_and_exports(admin_client, db):
+    _lacking(NORTHWIND, "Northwind", contact_email="ada@northwind.example")
+    _lacking(TAILSPIN, "=cmd|evil")
+    page = admin_client.get(reverse("console:campaigns")).content.decode()
+    assert "2 tenants need consent again for AuditLog.Read.All" in page
+
+    response = admin_client.post(
+        reverse("console:campaign_start"), {"profile": "graph-reporting"}, follow=True
+    )
+    body = response.content.decode()
+    assert "Campaign started for 2 tenants (2 invitations created)." in body
+    assert '<span id="campaign-percent">0 %</span>' in body
+    campaign = Campaign.objects.get()
+
+    # Starting again while their invitations are usable reuses them: nobody gets two links.
+    admin_client.post(reverse("console:campaign_start"), {"profile": "graph-reporting"})
+    second = Campaign.objects.exclude(pk=campaign.pk).get()
+    assert {m.invitation_id for m in second.members.all()} == {
+        m.invitation_id for m in campaign.members.all()
+    }
+
+    response = admin_client.post(
+        reverse("console:campaign_remind", args=[campaign.code]), follow=True
+    )
+    assert "Reminding 1 pending customer by email." in response.content.decode()
+    assert AuditEvent.objects.get(action="campaign.reminded").detail["reminders"] == "1"
+
+    export = admin_client.get(reverse("console:campaign_export", args=[campaign.code]))
+    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    assert {r["customer_name"] for r in rows} == {"Northwind", "'=cmd|evil"}
+    assert {r["state"] for r in rows} == {"pending"}
+    assert {r["missing"] for r in rows} == {"graph:AuditLog.Read.All"}
+
+
+def test_operators_see_no_banner_and_no_campaign(operator_client, db):
+    _lacking(NORTHWIND, "Northwind")
+    assert (
+        "need consent again"
+        not in operator_client.get(reverse("console:dashboard")).content.decode()
+    )
+    assert operator_client.get(reverse("console:campaigns")).status_code == 403
+    assert operator_client.post(reverse("console:campaign_start"), {}).status_code == 403
+    assert not Campaign.objects.exists()
+
+
+def test_an_unknown_profile_starts_nothing(admin_client, db):
+    _lacking(NORTHWIND, "Northwind")
+    response = admin_client.post(reverse("console:campaign_start"), {"profile": "x"}, follow=True)
+    assert "Choose a profile from the list." in response.content.decode()
+    assert not Campaign.objects.exists()
