@@ -190,10 +190,13 @@ def _invalid(row: ImportRow, reason: str) -> None:
 
 
 def _resolve_domains(
-    domains: Iterable[str], workers: int
+    domains: Iterable[str],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, uuid.UUID | TenantLookupError]:
     """Each distinct domain looked up once, `workers` at a time (each lookup is one HTTPS
-    round trip to Entra; a file of 2,000 domains one after another would take minutes)."""
+    round trip to Entra; a file of 2,000 domains one after another would take minutes).
+    `progress(done, total)` is called in this thread as lookups finish."""
 
     def lookup(domain: str) -> uuid.UUID | TenantLookupError:
         try:
@@ -204,8 +207,13 @@ def _resolve_domains(
     unique = sorted(set(domains))
     if not unique:
         return {}
+    found: dict[str, uuid.UUID | TenantLookupError] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
-        return dict(zip(unique, pool.map(lookup, unique), strict=True))
+        for domain, result in zip(unique, pool.map(lookup, unique), strict=True):
+            found[domain] = result
+            if progress is not None:
+                progress(len(found), len(unique))
+    return found
 
 
 # Which column of the file each form field came from, for the reasons shown.
@@ -294,9 +302,15 @@ def _mark_existing(rows: list[ImportRow]) -> None:
             row.reason = "an open invitation for this tenant exists"
 
 
-def preview(data: bytes, *, filename: str = "", workers: int | None = None) -> Preview:
+def preview(
+    data: bytes,
+    *,
+    filename: str = "",
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Preview:
     """Every row of the file with its verdict; changes nothing. Raises ImportFileError when
-    the file as a whole cannot be read."""
+    the file as a whole cannot be read. `progress(done, total)` follows the domain lookups."""
     rows = _rows(*read_table(data))
     domains = [
         row.tenant.lower()
@@ -306,7 +320,7 @@ def preview(data: bytes, *, filename: str = "", workers: int | None = None) -> P
         and not GUID_PATTERN.match(row.tenant)
         and DOMAIN_PATTERN.match(row.tenant.lower())
     ]
-    resolved = _resolve_domains(domains, workers or settings.IMPORT_LOOKUP_WORKERS)
+    resolved = _resolve_domains(domains, workers or settings.IMPORT_LOOKUP_WORKERS, progress)
     for row in rows:
         if row.verdict != Verdict.INVALID:
             _validate(row, resolved)

@@ -447,55 +447,34 @@ def announce_expired_unused(sender: object, **kwargs: object) -> int:
 
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
+    def open(self, *, actor: str, access_profile: str = "", email: bool = False) -> Campaign:
+        """A new campaign for the tenants whose consent lacks a permission their profile
+        requires (of one profile, or all), still to be populated (`populate`, a task in the
+        console). Raises NothingToAsk when no tenant needs it."""
+        from consent.campaigns import needing_reconsent  # it reads this module's models
+
+        found = needing_reconsent(access_profile)
+        if not found:
+            raise NothingToAsk("No tenant needs to consent again: no campaign started.")
+        return self.create(
+            access_profile=access_profile,
+            created_by=actor,
+            permissions=sorted({p for _tenant, missing in found for p in missing}),
+            email_contacts=email,
+            total=len(found),
+        )
+
     def start(
         self, *, actor: str, access_profile: str = "", email: bool = False
     ) -> tuple[Campaign, int]:
-        """A re-consent campaign for every tenant whose consent lacks a permission its
-        profile requires (of one profile, or all), audited (`campaign.started`). Each gets
-        an invitation bound to it: its usable one if it has one, else a new one. Returns
-        the campaign and how many invitations were created."""
-        from consent.campaigns import needing_reconsent  # it reads this module's models
+        """Open and populate a campaign at once (the shell). Returns it and how many
+        invitations were created."""
+        campaign = self.open(actor=actor, access_profile=access_profile, email=email)
+        return campaign, campaign.populate()
 
-        with transaction.atomic():
-            found = needing_reconsent(access_profile)
-            campaign = self.create(
-                access_profile=access_profile,
-                created_by=actor,
-                permissions=sorted({p for _tenant, missing in found for p in missing}),
-                email_contacts=email,
-            )
-            created = 0
-            for tenant, missing in found:
-                invitation = Invitation.objects.to_send_again(tenant)
-                if invitation is None:
-                    invitation = Invitation.objects.create_invitation(
-                        customer_name=tenant.display_name or str(tenant.tenant_id),
-                        expected_tenant_id=tenant.tenant_id,
-                        expected_domain=tenant.primary_domain,
-                        access_profile=tenant.access_profile,
-                        days=settings.INVITATION_DEFAULT_DAYS,
-                        actor=actor,
-                        tenant=tenant,
-                        contact_name=tenant.contact_name,
-                        contact_email=tenant.contact_email,
-                    )
-                    created += 1
-                CampaignMember.objects.create(
-                    campaign=campaign, tenant=tenant, invitation=invitation, missing=missing
-                )
-            record(
-                "campaign.started",
-                AuditEvent.Outcome.SUCCESS,
-                actor=actor,
-                detail={
-                    "campaign": campaign.code,
-                    "profile": access_profile or "all",
-                    "tenants": str(len(found)),
-                    "invitations_created": str(created),
-                    "permissions": ",".join(campaign.permissions),
-                },
-            )
-        return campaign, created
+
+class NothingToAsk(Exception):
+    """No tenant needs to consent again."""
 
 
 class Campaign(models.Model):
@@ -511,6 +490,10 @@ class Campaign(models.Model):
     created_by = models.CharField(max_length=254)
     created_at = models.DateTimeField(default=timezone.now)
     last_reminder_at = models.DateTimeField(null=True, blank=True)
+    # Filled by `populate` (a task): tenants found when it was opened, and whether every one
+    # has its member row and invitation yet.
+    total = models.PositiveIntegerField(default=0)
+    ready = models.BooleanField(default=False)
 
     objects = CampaignQuerySet.as_manager()
 
@@ -523,6 +506,57 @@ class Campaign(models.Model):
     @property
     def short_id(self) -> str:
         return str(self.code)[:8]
+
+    def populate(self) -> int:
+        """Give each tenant that needs it a member row and an invitation bound to it (its
+        usable one if it has one, else a new one), one tenant per transaction, so the
+        campaign page shows the progress and a task run twice adds nobody twice; then audit
+        the start (`campaign.started`). Returns how many invitations were created."""
+        from consent.campaigns import needing_reconsent
+
+        if self.ready:
+            return 0
+        found = needing_reconsent(self.access_profile)
+        created = 0
+        for tenant, missing in found:
+            with transaction.atomic():
+                if self.members.filter(tenant=tenant).exists():
+                    continue
+                invitation = Invitation.objects.to_send_again(tenant)
+                if invitation is None:
+                    invitation = Invitation.objects.create_invitation(
+                        customer_name=tenant.display_name or str(tenant.tenant_id),
+                        expected_tenant_id=tenant.tenant_id,
+                        expected_domain=tenant.primary_domain,
+                        access_profile=tenant.access_profile,
+                        days=settings.INVITATION_DEFAULT_DAYS,
+                        actor=self.created_by,
+                        tenant=tenant,
+                        contact_name=tenant.contact_name,
+                        contact_email=tenant.contact_email,
+                    )
+                    created += 1
+                CampaignMember.objects.create(
+                    campaign=self, tenant=tenant, invitation=invitation, missing=missing
+                )
+        with transaction.atomic():
+            total = self.members.count()
+            if not Campaign.objects.filter(pk=self.pk, ready=False).update(ready=True, total=total):
+                return created
+            self.ready, self.total = True, total
+            record(
+                "campaign.started",
+                AuditEvent.Outcome.SUCCESS,
+                actor=self.created_by,
+                detail={
+                    "campaign": self.code,
+                    "profile": self.access_profile or "all",
+                    "tenants": str(total),
+                    "invitations_created": str(created),
+                    "permissions": ",".join(self.permissions),
+                },
+            )
+        return created
 
 
 class CampaignMember(models.Model):
@@ -545,3 +579,42 @@ class CampaignMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} in {self.campaign}"
+
+
+class InvitationImport(models.Model):
+    """A CSV import of many invitations, worked through by tasks (never inside a web
+    request): previewing (each domain looked up), previewed (every row's verdict), confirming
+    (the "will create" rows being created), confirmed; or failed. Only the admin who uploaded
+    it may see or confirm it."""
+
+    class State(models.TextChoices):
+        PREVIEWING = "previewing", "Previewing"
+        PREVIEWED = "previewed", "Previewed"
+        CONFIRMING = "confirming", "Creating the invitations"
+        CONFIRMED = "confirmed", "Confirmed"
+        FAILED = "failed", "Failed"
+
+    WORKING = (State.PREVIEWING, State.CONFIRMING)
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    filename = models.CharField(max_length=200, blank=True)
+    content = models.BinaryField()
+    created_by = models.CharField(max_length=254)
+    created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PREVIEWING)
+    # Progress of the step under way: domains looked up, or invitations created.
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    preview = models.JSONField(null=True, blank=True)
+    created = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import of {self.filename or 'a file'} ({self.state})"
+
+    @property
+    def is_working(self) -> bool:
+        return self.state in self.WORKING

@@ -19,8 +19,8 @@ from accounts import roles
 from audit.log import actor_of, record
 from audit.models import AuditEvent
 from consent import campaigns
-from consent.models import Campaign
-from consent.tasks import send_invitation_emails
+from consent.models import Campaign, NothingToAsk
+from consent.tasks import populate_campaign, send_invitation_emails
 from console.views.exports import csv_cell
 from tenants import profiles
 
@@ -48,25 +48,26 @@ def campaign_start(request: HttpRequest) -> HttpResponse:
     if profile and profile not in profiles.PROFILES:
         messages.error(request, "Choose a profile from the list.")
         return redirect("console:campaigns")
-    if not campaigns.needing_reconsent(profile):
-        messages.info(request, "No tenant needs to consent again: no campaign started.")
-        return redirect("console:campaigns")
     email = request.POST.get("email") == "on"
-    campaign, created = Campaign.objects.start(
-        actor=actor_of(request), access_profile=profile, email=email
-    )
-    total = campaign.members.count()
+    try:
+        with transaction.atomic():
+            campaign = Campaign.objects.open(
+                actor=actor_of(request), access_profile=profile, email=email
+            )
+            code = str(campaign.code)
+            transaction.on_commit(lambda: populate_campaign.enqueue(code))
+    except NothingToAsk as nothing:
+        messages.info(request, str(nothing))
+        return redirect("console:campaigns")
     text = ngettext(
-        "Campaign started for %(n)d tenant", "Campaign started for %(n)d tenants", total
-    ) % {"n": total}
-    text += ngettext(" (%(k)d invitation created).", " (%(k)d invitations created).", created) % {
-        "k": created
-    }
-    if email:
-        _email_pending(campaign, actor_of(request))
-        text += " Invitations with a contact email are being sent."
-    else:
-        text += " Send each customer their link (or email them from this page)."
+        "Campaign started for %(n)d tenant", "Campaign started for %(n)d tenants", campaign.total
+    ) % {"n": campaign.total}
+    text += ": their invitations are being prepared"
+    text += (
+        ", and emailed to the contacts that have one."
+        if email
+        else ". Send each customer their link, or remind them by email from this page."
+    )
     messages.success(request, text)
     return redirect("console:campaign", campaign_code=campaign.code)
 
@@ -88,7 +89,7 @@ def campaign_detail(request: HttpRequest, campaign_code: uuid.UUID) -> HttpRespo
             "counts": counts,
             "total": total,
             "done": done,
-            "percent": round(100 * done / total) if total else 100,
+            "percent": round(100 * done / total) if total and campaign.ready else 0,
             "states": campaigns.State,
             "pending_with_contact": sum(
                 1

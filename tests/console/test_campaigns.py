@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from consent.models import Campaign
+from consent.tasks import run_campaign
 from tenants.models import Verification
 from tests.conftest import NORTHWIND, TAILSPIN
 from tests.personas import make_tenant
@@ -45,13 +46,20 @@ def test_a_campaign_from_the_banner_reminds_and_exports(admin_client, db):
         reverse("console:campaign_start"), {"profile": "graph-reporting"}, follow=True
     )
     body = response.content.decode()
-    assert "Campaign started for 2 tenants (2 invitations created)." in body
-    assert '<span id="campaign-percent">0 %</span>' in body
+    assert "Campaign started for 2 tenants: their invitations are being prepared." in body
     campaign = Campaign.objects.get()
+    assert 'data-live-active="1"' in body and campaign.members.count() == 0
+    run_campaign(str(campaign.code))  # what the worker runs
+    run_campaign(str(campaign.code))  # twice: nobody added twice, one audit event
+    assert campaign.members.count() == 2
+    assert AuditEvent.objects.filter(action="campaign.started").count() == 1
+    page = admin_client.get(reverse("console:campaign", args=[campaign.code])).content.decode()
+    assert '<span id="campaign-percent">0 %</span>' in page and 'data-live-active="0"' in page
 
     # Starting again while their invitations are usable reuses them: nobody gets two links.
     admin_client.post(reverse("console:campaign_start"), {"profile": "graph-reporting"})
     second = Campaign.objects.exclude(pk=campaign.pk).get()
+    run_campaign(str(second.code))
     assert {m.invitation_id for m in second.members.all()} == {
         m.invitation_id for m in campaign.members.all()
     }

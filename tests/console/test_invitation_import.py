@@ -1,5 +1,6 @@
-"""The console's CSV import: upload → preview (nothing created) → confirm (the preview read
-from the session, not the form) → created; admins only, CSRF, bad files refused clearly."""
+"""The console's CSV import: upload → preview (nothing created, by a task) → confirm (the
+stored preview, not the form; by a task) → created; admins only, the uploader only, CSRF,
+bad files refused clearly."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
+from accounts import roles
 from audit.models import AuditEvent
 from consent.models import Invitation
 from tests.conftest import NORTHWIND, TAILSPIN, WOODGROVE
-from tests.personas import csrf_client, csrf_token, signed_in_client
+from tests.personas import csrf_client, csrf_token, make_staff, signed_in_client
 
 IMPORT = reverse("console:invitation_import")
 FILE = (
@@ -33,8 +36,31 @@ def _rows(html: str) -> list[tuple[str, str]]:
     return re.findall(r'data-line="(\d+)" data-verdict="([a-z-]+)"', html)
 
 
-def test_upload_preview_confirm_creates_only_the_valid_rows(admin_client, sandbox):
-    response = admin_client.post(IMPORT, _upload())
+@pytest.fixture
+def post(transactional_db):
+    """POST as the browser does, then let the task worker (`db_worker`) run what it queued
+    (it manages its own database connection: the test is a transactional one)."""
+
+    def send(client, url, data):
+        response = client.post(url, data)
+        call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+        return response
+
+    return send
+
+
+def test_the_preview_is_a_task_and_the_page_follows_it(admin_client, db):
+    response = admin_client.post(IMPORT, _upload())  # no worker has run it yet
+    page = admin_client.get(response.url).content.decode()
+    assert 'id="import-progress"' in page and "Nothing is created until you confirm" in page
+    assert 'data-live-active="1"' in page
+    assert _rows(page) == []
+    assert admin_client.post(response.url, {"confirm": "on"}).status_code == 302
+    assert not Invitation.objects.exists()
+
+
+def test_upload_preview_confirm_creates_only_the_valid_rows(admin_client, sandbox, post):
+    response = post(admin_client, IMPORT, _upload())
     assert response.status_code == 302
     preview_url = response.url
 
@@ -51,7 +77,7 @@ def test_upload_preview_confirm_creates_only_the_valid_rows(admin_client, sandbo
     assert "same tenant as line 2" in page
     assert not Invitation.objects.exists()
 
-    response = admin_client.post(preview_url, {"confirm": "on"})
+    response = post(admin_client, preview_url, {"confirm": "on"})
     assert response.status_code == 302
     assert sorted(str(i.expected_tenant_id) for i in Invitation.objects.all()) == sorted(
         [NORTHWIND, TAILSPIN]
@@ -62,28 +88,33 @@ def test_upload_preview_confirm_creates_only_the_valid_rows(admin_client, sandbo
     assert "2 invitations created" in done
 
     # Confirming twice, or importing the same file again, creates nothing new.
-    admin_client.post(preview_url, {"confirm": "on"})
-    again = admin_client.post(IMPORT, _upload())
+    post(admin_client, preview_url, {"confirm": "on"})
+    again = post(admin_client, IMPORT, _upload())
     page = admin_client.get(again.url).content.decode()
     assert _rows(page)[:2] == [("2", "already-onboarded"), ("3", "already-onboarded")]
-    admin_client.post(again.url, {"confirm": "on"})
+    post(admin_client, again.url, {"confirm": "on"})
     assert Invitation.objects.count() == 2
 
 
-def test_confirm_needs_the_box_ticked(admin_client, db):
-    response = admin_client.post(IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode()))
+def test_confirm_needs_the_box_ticked(admin_client, db, post):
+    response = post(
+        admin_client, IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode())
+    )
 
     assert admin_client.post(response.url, {}).status_code == 400
     assert not Invitation.objects.exists()
 
 
-def test_confirm_ignores_verdicts_posted_with_the_form(admin_client, db):
-    """The preview comes from the session; a posted row list is not read."""
-    response = admin_client.post(
-        IMPORT, _upload(f"customer_name,tenant,profile\nN,{NORTHWIND},god-mode\n".encode())
+def test_confirm_ignores_verdicts_posted_with_the_form(admin_client, db, post):
+    """The preview is the stored one; a posted row list is not read."""
+    response = post(
+        admin_client,
+        IMPORT,
+        _upload(f"customer_name,tenant,profile\nN,{NORTHWIND},god-mode\n".encode()),
     )
 
-    admin_client.post(
+    post(
+        admin_client,
         response.url,
         {
             "confirm": "on",
@@ -116,10 +147,12 @@ def test_a_bad_file_is_refused_with_a_clear_error_and_nothing_created(
     assert not AuditEvent.objects.exists()
 
 
-def test_a_preview_of_another_session_is_not_found(admin_client, admin_user, db):
-    response = admin_client.post(IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode()))
+def test_an_import_of_another_admin_is_not_found(admin_client, db, post):
+    response = post(
+        admin_client, IMPORT, _upload(f"customer_name,tenant\nN,{NORTHWIND}\n".encode())
+    )
 
-    other = signed_in_client(admin_user)
+    other = signed_in_client(make_staff("second-admin@fabrikam-mssp.example", [roles.ADMIN_ROLE]))
     assert other.get(response.url).status_code == 404
     assert other.post(response.url, {"confirm": "on"}).status_code == 404
     assert not Invitation.objects.exists()
@@ -130,17 +163,17 @@ def test_it_refuses_the_import_to_operators(operator_client, db):
     assert operator_client.post(IMPORT, _upload()).status_code == 403
 
 
-def test_it_refuses_an_upload_without_csrf_token(admin_user, db):
+def test_it_refuses_an_upload_without_csrf_token(admin_user, post):
     client = csrf_client(admin_user)
     data = f"customer_name,tenant\nN,{NORTHWIND}\n".encode()
 
-    assert client.post(IMPORT, _upload(data)).status_code == 403
+    assert post(client, IMPORT, _upload(data)).status_code == 403
 
     token = csrf_token(client, IMPORT)
-    response = client.post(IMPORT, {**_upload(data), "csrfmiddlewaretoken": token})
+    response = post(client, IMPORT, {**_upload(data), "csrfmiddlewaretoken": token})
     assert response.status_code == 302
-    assert client.post(response.url, {"confirm": "on"}).status_code == 403
+    assert post(client, response.url, {"confirm": "on"}).status_code == 403
     assert not Invitation.objects.exists()
     token = csrf_token(client, response.url)
-    client.post(response.url, {"confirm": "on", "csrfmiddlewaretoken": token})
+    post(client, response.url, {"confirm": "on", "csrfmiddlewaretoken": token})
     assert Invitation.objects.count() == 1

@@ -14,6 +14,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from consent import campaigns
 from consent.models import Campaign, ConsentTicket
+from consent.tasks import run_campaign
 from tenants import profiles
 from tenants.models import Tenant
 from tests.conftest import NORTHWIND, PORTAL_APP, TAILSPIN, WOODGROVE
@@ -69,6 +70,9 @@ def test_a_campaign_follows_every_tenant_to_a_passing_verification(
     response = admin_client.post(reverse("console:campaign_start"), {"profile": "graph-reporting"})
     campaign = Campaign.objects.get()
     assert response["Location"] == reverse("console:campaign", args=[campaign.code])
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Preparing the invitations: 0 of 2 tenants ready." in page
+    run_campaign(str(campaign.code))  # what the worker runs
     assert campaign.permissions == [f"graph:{NEW}"]
     members = {m.tenant.tenant_id: m for m in campaign.members.select_related("invitation")}
     assert set(members) == {northwind.tenant_id, woodgrove.tenant_id}
