@@ -1,5 +1,6 @@
 """The CSV import in a real browser: an admin signed in through the sandbox uploads a file,
-reads the preview, confirms, and finds the invitations created."""
+reads the preview, confirms, emails the invitations to their contacts (a real SMTP server
+here) and finds them in the list."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.core.management import call_command
 from consent.models import Invitation
 from tests.conftest import NORTHWIND, TAILSPIN
 from tests.console.test_journey import portal, sign_in  # noqa: F401  (the fixture)
+from tests.notifications.receivers import SmtpReceiver, parts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +28,16 @@ def work() -> None:
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
 
 
-def test_an_admin_imports_a_file_through_the_preview(page, portal, tmp_path, artifacts_dir):  # noqa: F811
+@pytest.fixture
+def smtp(settings):
+    server = SmtpReceiver().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    yield server
+    server.stop()
+
+
+def test_an_admin_imports_a_file_through_the_preview(page, portal, tmp_path, artifacts_dir, smtp):  # noqa: F811
     upload = tmp_path / "fleet.csv"
     upload.write_bytes(FILE)
     sign_in(page, portal, "admin@fabrikam-mssp.example")
@@ -62,5 +73,18 @@ def test_an_admin_imports_a_file_through_the_preview(page, portal, tmp_path, art
     assert sorted(str(i.expected_tenant_id) for i in Invitation.objects.all()) == sorted(
         [NORTHWIND, TAILSPIN]
     )
-    page.get_by_role("link", name="invitations list").click()
+
+    # The invitations go to their contacts (only Northwind's row has one), by a task.
+    page.get_by_role("button", name="Email each invitation to its contact").click()
+    page.wait_for_selector("text=Emailing 1 invitation in the background; 1 skipped")
+    work()
+    (mail,) = smtp.messages
+    northwind = Invitation.objects.get(expected_tenant_id=NORTHWIND)
+    assert mail["To"] == "ada@northwind.example"
+    text = dict(parts(mail))["text/plain"]
+    assert f"{portal}/consent/invite/{northwind.code}/" in text
+    northwind.refresh_from_db()
+    assert northwind.emailed_by == "admin@fabrikam-mssp.example"
+
+    page.goto(f"{portal}/invitations/")
     assert page.get_by_role("link", name="Northwind Traders").is_visible()
