@@ -137,14 +137,14 @@ class DestinationForm(forms.ModelForm):
         choices=list(EVENT_TYPES.items()),
         widget=forms.CheckboxSelectMultiple,
         label="Events",
-        help_text="None ticked: every event.",
+        help_text="Leave all unticked to receive every event.",
     )
     access_profiles = forms.MultipleChoiceField(
         required=False,
         choices=profiles.CHOICES,
         widget=forms.CheckboxSelectMultiple,
         label="Only tenants with these access profiles",
-        help_text="None ticked: every tenant. Platform alerts reach every destination.",
+        help_text="Leave all unticked for every tenant. Platform alerts reach every destination.",
     )
 
     class Meta:

@@ -166,12 +166,19 @@ class Change:
         return role if role and role != (self.before.rbac_role if self.before else "") else ""
 
     @property
+    def rbac_role_removed(self) -> str:
+        role = self.before.rbac_role if self.before else ""
+        return role if role and role != (self.after.rbac_role if self.after else "") else ""
+
+    @property
     def kind(self) -> str:
+        """What is verified that was not, or the reverse (the words of `why` do not count)."""
         if self.before is None:
             return "added"
         if self.after is None:
             return "removed"
-        return "changed" if self.before != self.after else "same"
+        same = set(self.before.permissions) == set(self.after.permissions)
+        return "same" if same and self.before.rbac_role == self.after.rbac_role else "changed"
 
 
 def changes(old: AccessProfile, new: AccessProfile) -> list[Change]:

@@ -11,7 +11,8 @@ import re
 import pytest
 from django.utils import timezone
 
-from consent.models import Invitation
+from consent.models import Campaign, Invitation
+from notifications.models import Destination
 from tenants.models import Tenant, Verification
 from tenants.verification.runner import run_verification
 from tests.conftest import NORTHWIND, PORTAL_APP, TAILSPIN, WOODGROVE
@@ -135,3 +136,25 @@ def test_the_pages_read_right_at_desktop_and_phone_widths(
     for tenant in (tailspin, woodgrove, reported):
         _shoot(page, f"{portal}/tenants/{tenant.code}/", f"tenant-{tenant.status}", artifacts_dir)
     _shoot(page, f"{portal}/invitations/new/", "invitation-form", artifacts_dir)
+    # The fleet's pages: profile change with its diff, a re-consent campaign, notifications,
+    # the audit log.
+    _shoot(
+        page,
+        f"{portal}/tenants/{northwind.code}/profile/?profile=mde-indicators",
+        "tenant-profile-change",
+        artifacts_dir,
+    )
+    Tenant.objects.filter(pk=tailspin.pk).update(diagnosis="role_missing")
+    Verification.objects.filter(tenant=tailspin).update(
+        results={"graph": {"token": "ok", "roles_missing": ["AuditLog.Read.All"]}}
+    )
+    campaign, _created = Campaign.objects.start(actor="admin@fabrikam-mssp.example")
+    _shoot(page, f"{portal}/campaigns/", "campaigns", artifacts_dir)
+    _shoot(page, f"{portal}/campaigns/{campaign.code}/", "campaign", artifacts_dir)
+    Destination.objects.create(
+        kind="teams", name="SOC channel", target="https://example.webhook.office.com/x/y",
+        created_by="admin",
+    )  # fmt: skip
+    _shoot(page, f"{portal}/notifications/", "notifications", artifacts_dir)
+    _shoot(page, f"{portal}/notifications/new/", "notification-form", artifacts_dir)
+    _shoot(page, f"{portal}/audit/", "audit-log", artifacts_dir)

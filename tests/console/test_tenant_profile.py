@@ -84,3 +84,14 @@ def test_an_unknown_profile_is_refused_and_changes_nothing(admin_client, db):
     tenant.refresh_from_db()
     assert tenant.access_profile == "graph-reporting"
     assert not AuditEvent.objects.filter(action="tenant.profile_changed").exists()
+
+
+def test_a_resource_whose_permissions_stay_is_unchanged_whatever_its_wording():
+    from tenants import profiles
+
+    rows = {
+        c.resource: c.kind
+        for c in profiles.changes(profiles.get("full-soc"), profiles.get("mde-indicators"))
+    }
+    assert rows["mde"] == "same"  # same permission, another sentence of why
+    assert rows["defender"] == rows["arm"] == "removed"
