@@ -209,3 +209,18 @@ def test_a_federated_credential_fault_across_50_tenants_is_one_alert_and_no_tena
         "fic_subject_mismatch",
     )
     assert Tenant.objects.filter(status=Tenant.Status.VERIFIED).count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_re_verifying_a_steady_fleet_of_50_sends_nothing(fleet, make_tenant, webhook, receiver):
+    tenants = [
+        make_tenant(tid, "graph-reporting", display_name=f"Customer {i}", status="verified")
+        for i, tid in enumerate(FLEET)
+    ]
+    for _round in range(2):  # "re-verify all", twice
+        run_batch([str(t.request_verification("manual")[0].code) for t in tenants])
+    send_due()
+
+    assert Tenant.objects.filter(status=Tenant.Status.VERIFIED).count() == 50
+    assert Event.objects.count() == 0
+    assert receiver.received == []
