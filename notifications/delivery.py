@@ -32,6 +32,7 @@ logger = logging.getLogger("mssp_portal.notifications")
 
 LEASE = timedelta(seconds=120)
 RETRY_STATUSES = frozenset({408, 429})
+REHAND = timedelta(minutes=5)
 
 
 def claim(code: str) -> Delivery | None:
@@ -76,16 +77,17 @@ def send_due(limit: int = 500) -> int:
 
 def hand_over_overdue(grace: timedelta = timedelta(minutes=1)) -> int:
     """Queue a task for deliveries that should have been sent by now and were not (a lost
-    task, a worker that died mid-send): the scheduler's safety net. Returns how many."""
+    task, a worker that died mid-send): the scheduler's safety net. Each one handed over is
+    not handed over again for REHAND minutes, so a queue whose workers are down does not
+    fill with copies. Returns how many."""
     now = timezone.now()
-    codes = [
-        str(code)
-        for code in Delivery.objects.filter(
-            status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace
-        )
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .values_list("code", flat=True)[:5000]
-    ]
+    overdue = Delivery.objects.filter(
+        status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace
+    ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+    codes = [str(code) for code in overdue.values_list("code", flat=True)[:5000]]
+    Delivery.objects.filter(code__in=codes, status=Delivery.Status.PENDING).update(
+        next_attempt_at=now + REHAND
+    )
     for start in range(0, len(codes), 100):
         send_deliveries.enqueue(codes[start : start + 100])
     return len(codes)

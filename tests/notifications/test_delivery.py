@@ -226,3 +226,17 @@ def test_a_claimed_delivery_is_not_sent_twice(webhook, receiver):
     assert send(str(delivery.code)) is not None
     assert send(str(delivery.code)) is None  # delivered: nothing left to do
     assert len(receiver.received) == 1
+
+
+def test_the_scheduler_hands_an_overdue_delivery_to_a_worker_once_per_five_minutes(webhook):
+    from django_tasks_db.models import DBTaskResult
+
+    from notifications.delivery import hand_over_overdue
+
+    _event()
+    with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=False) as clock:
+        assert hand_over_overdue() == 1  # its task was lost: handed over again
+        assert hand_over_overdue() == 0  # not at every tick
+        clock.shift(6 * 60)
+        assert hand_over_overdue() == 1
+    assert DBTaskResult.objects.count() == 2
