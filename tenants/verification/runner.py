@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -70,20 +70,27 @@ def _lease_end():
 
 
 def claim(code: str) -> Verification | None:
-    """Take the verification for this worker, or None if it is not claimable."""
+    """Take the verification for this worker, or None if it is not claimable. Each of its
+    two statements is asked again on a new connection if the database dropped the old one
+    (the second one must not repeat the first: that one would find the row taken)."""
     try:
-        claimable = Verification.objects.claimable().filter(code=code)
-        claimed = claimable.update(
-            state=Verification.State.RUNNING,
-            started_at=timezone.now(),
-            lease_expires_at=_lease_end(),
-            attempts=F("attempts") + 1,
+        claimed = _reconnecting(
+            lambda: (
+                Verification.objects.claimable()
+                .filter(code=code)
+                .update(
+                    state=Verification.State.RUNNING,
+                    started_at=timezone.now(),
+                    lease_expires_at=_lease_end(),
+                    attempts=F("attempts") + 1,
+                )
+            )
         )
     except ValidationError:  # not a UUID
         return None
     if not claimed:
         return None
-    return Verification.objects.select_related("tenant").get(code=code)
+    return _reconnecting(lambda: Verification.objects.select_related("tenant").get(code=code))
 
 
 def _holding(verification: Verification):
@@ -122,7 +129,28 @@ def run_verification(code: str, resolve_alerts: bool = True) -> Verification | N
     except Exception:
         logger.exception("verification %s: unexpected error", code)
         result = Result(Outcome.TRANSIENT, "internal_error")
-    return finish(verification, result, resolve_alerts=resolve_alerts)
+    return _reconnecting(lambda: finish(verification, result, resolve_alerts=resolve_alerts))
+
+
+# Waits before asking the database again after its connection broke (a restart, a failover):
+# about half a minute in all, then the error stands and the lease takes over.
+RECONNECT_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15)
+
+
+def _reconnecting(call: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+    """`call`, again on a new connection while the database cannot be reached. Claiming and
+    finishing are conditional updates: a repeat after a lost answer changes nothing twice
+    (a finish whose first commit did land finds the lease gone and returns None)."""
+    for delay in (*RECONNECT_DELAYS, None):
+        try:
+            return call()
+        except (OperationalError, InterfaceError):
+            if delay is None or transaction.get_connection().in_atomic_block:
+                raise
+            logger.warning("verification: database unreachable, retrying in %s s", delay)
+            _drop_broken_connections()
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Verification | None]:
@@ -144,6 +172,10 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
         return []
     workers = max(1, min(concurrency or settings.VERIFY_CONCURRENCY, len(codes)))
     fault: list[Verification] = []
+    # Verifications that could not reach Entra's token endpoint at all, while none of the
+    # batch has: after UNREACHABLE_HOLD_BACK of them the rest are not tried either.
+    unreachable: list[Verification] = []
+    reached: list[bool] = []
     # Without an open alert at the start, no verification of this batch needs to look for
     # one to resolve (one opened meanwhile is resolved by the next batch's first success).
     alerts_open = PlatformAlert.objects.open().exists()
@@ -152,11 +184,19 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
     def one(index: int) -> None:
         code = codes[index]
         if fault:
-            results[index] = _hold_back(code, fault[0])
+            results[index] = _hold_back(code, fault[0], Outcome.PLATFORM_ERROR)
+            return
+        if len(unreachable) >= UNREACHABLE_HOLD_BACK and not reached:
+            results[index] = _hold_back(code, unreachable[0], Outcome.TRANSIENT)
             return
         verification = _run_in_thread(code, resolve_alerts=alerts_open)
-        if verification is not None and verification.outcome == Outcome.PLATFORM_ERROR:
-            fault.append(verification)
+        if verification is not None:
+            if verification.outcome == Outcome.PLATFORM_ERROR:
+                fault.append(verification)
+            elif _entra_unreachable(verification):
+                unreachable.append(verification)
+            else:
+                reached.append(True)
         results[index] = verification
 
     start = 0
@@ -164,7 +204,47 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
         _in_threads([0], one, 1)
         start = 1
     _in_threads(range(start, len(codes)), one, workers)
+    if unreachable and not reached and not fault and len(codes) > 1:
+        _raise_unreachable_alert(unreachable[0], len(codes))
     return results
+
+
+# After this many verifications of a batch found Entra unreachable, and none reached it, the
+# rest of the batch is not sent (each would spend its time-outs and retries on it).
+UNREACHABLE_HOLD_BACK = 3
+
+
+def _entra_unreachable(verification: Verification) -> bool:
+    """The verification's first token request never got an answer (connection refused,
+    reset or timed out, after its retries)."""
+    first = next(iter(verification.results.values()), None) or {}
+    return (
+        verification.outcome == Outcome.TRANSIENT
+        and first.get("token") == "failed"
+        and first.get("diagnosis") == "network_error"
+    )
+
+
+def _raise_unreachable_alert(verification: Verification, count: int) -> None:
+    """A whole batch without one answer from Entra: the MSSP's network, not the tenants'."""
+    authority = clouds.current().authority
+    alert, opened = PlatformAlert.raise_alert(
+        "entra_unreachable",
+        "The portal cannot reach Entra's token endpoint",
+        f"None of the {count} verifications of the last batch got an answer from {authority} "
+        "(connection refused, reset or timed out). Check the worker's outbound network, "
+        "proxy and DNS towards that address. The tenants keep their status, marked stale, "
+        "and are checked again on the next round; this alert closes at the first token "
+        "obtained.",
+    )
+    if opened:
+        record(
+            "platform.alert_opened",
+            "failure",
+            actor="system",
+            tenant_id=verification.tenant.tenant_id,
+            detail={"alert": alert.key, "code": "network_error"},
+        )
 
 
 def _in_threads(indexes: Iterable[int], one: Callable[[int], None], workers: int) -> None:
@@ -209,9 +289,9 @@ def _drop_broken_connections() -> None:
                 connection.close()
 
 
-def _hold_back(code: str, fault: Verification) -> Verification | None:
-    """Finish a verification of the batch without asking Entra: `fault` (a platform error of
-    this batch) would only repeat itself."""
+def _hold_back(code: str, fault: Verification, outcome: str) -> Verification | None:
+    """Finish a verification of the batch without asking Entra: `fault` (a platform error,
+    or Entra unreachable, met by this batch) would only repeat itself."""
     try:
         verification = claim(code)
         if verification is None:
@@ -221,7 +301,7 @@ def _hold_back(code: str, fault: Verification) -> Verification | None:
         except KeyError:
             requirements = ()
         result = Result(
-            Outcome.PLATFORM_ERROR,
+            outcome,
             fault.diagnosis,
             fault.error_code,
             results={r.resource: _skipped(r) for r in requirements},
