@@ -3,11 +3,12 @@ consent callback at once. Can the portal take them all?
 
 N consented tenants in a generated sandbox scenario (a child process), N invitations each
 with a fresh consent ticket (`state`), the portal under gunicorn as the README's production
-command runs it (`--workers 4`) on PostgreSQL, and one task worker (`db_worker --interval
-0.1`) for the first verifications. N callbacks (`/consent/callback/?admin_consent=True&
-tenant=…&state=…`, what Entra's redirect carries) are sent with `--clients` of them in
-flight at once, each on a connection of its own as separate browsers would; then as many
-requests for a trivial page of the same server (the staff sign-in page) the same way.
+command runs it (`CONN_MAX_AGE=60 … --workers 4`) on PostgreSQL, and one task worker
+(`db_worker --interval 0.1`) for the first verifications. N callbacks
+(`/consent/callback/?admin_consent=True&tenant=…&state=…`, what Entra's redirect
+carries) are sent with `--clients` of them in flight at once, each on a connection of its
+own as separate browsers would; then as many requests for a trivial page of the same
+server (the staff sign-in page) the same way.
 
 Prints callbacks per second next to the trivial page's, p95 latency, 5xx answers, and
 lost consents (a ticket redeemed without a tenant, or a tenant without its first
@@ -74,6 +75,11 @@ def main() -> int:
     parser.add_argument("--consents", type=int, default=500)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--database-url", required=True, help="an empty PostgreSQL database")
+    parser.add_argument(
+        "--worker-after",
+        action="store_true",
+        help="start the task worker once the burst is over (the callbacks alone on the CPU)",
+    )
     args = parser.parse_args()
 
     from verify_fleet import configure_django, scenario
@@ -116,16 +122,16 @@ def main() -> int:
             )
             states.append((tid, invitation.issue_ticket()[1]))
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mssp_portal.settings"}
+        # As the README's production command: connections kept between requests.
+        web_env = {"CONN_MAX_AGE": "60", **env}
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "mssp_portal.wsgi", "--workers", "4",
              "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-            env=env, cwd=ROOT,
+            env=web_env, cwd=ROOT,
         )  # fmt: skip
-        worker = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload",
-             "--no-startup-delay", "--interval", "0.1"],
-            env=env, cwd=ROOT,
-        )  # fmt: skip
+        worker_command = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload"]
+        worker_command += ["--no-startup-delay", "--interval", "0.1"]
+        worker = None if args.worker_after else subprocess.Popen(worker_command, env=env, cwd=ROOT)
         try:
             trivial = f"{base}/accounts/login/"
             deadline = time.monotonic() + 60
@@ -145,6 +151,8 @@ def main() -> int:
             ]
             wall, latencies, statuses = fire(callbacks, args.clients)
             t_wall, _, t_statuses = fire([trivial] * len(callbacks), args.clients)
+            if worker is None:
+                worker = subprocess.Popen(worker_command, env=env, cwd=ROOT)
 
             # Every redeemed ticket has its tenant, every such tenant its first verification.
             redeemed = ConsentTicket.objects.exclude(used_at=None)
@@ -167,9 +175,11 @@ def main() -> int:
             verified = Tenant.objects.filter(status=Tenant.Status.VERIFIED).count()
         finally:
             for process in (web, worker):
-                process.terminate()
+                if process is not None:
+                    process.terminate()
             for process in (web, worker):
-                process.wait(timeout=60)
+                if process is not None:
+                    process.wait(timeout=60)
 
     errors = sum(1 for s in statuses if s >= 500)
     rate, t_rate = len(callbacks) / wall, len(callbacks) / t_wall
