@@ -13,10 +13,7 @@ test: venv
 	@bash scripts/test.sh
 
 bench: venv
-	$(VENV)/bin/python bench/verify_fleet.py
-	$(VENV)/bin/python bench/dashboard.py
-	$(VENV)/bin/python bench/consent_latency.py
-	$(VENV)/bin/python bench/import_preview.py
+	@bash scripts/bench.sh
 
 # Against the running `make demo` (its environment is in var/demo.env).
 doctor: venv

@@ -51,13 +51,18 @@ def emit(
         fold_until = _flapping_until(tenant_id, now)
         if fold_until is not None:
             event.state, event.fold_until = Event.State.FOLDED, fold_until
-    try:
-        with transaction.atomic():
-            event.save()
-    except IntegrityError:
-        if dedupe_key and Event.objects.filter(dedupe_key=dedupe_key).exists():
-            return None
-        raise
+    if dedupe_key is None:
+        # Nothing to collide with: no savepoint (two statements less per verification
+        # that changes a status).
+        event.save()
+    else:
+        try:
+            with transaction.atomic():
+                event.save()
+        except IntegrityError:
+            if Event.objects.filter(dedupe_key=dedupe_key).exists():
+                return None
+            raise
     if event.state == Event.State.SENT:
         fan_out(event)
     return event

@@ -61,6 +61,20 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupted)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """`postgresql` drills need a PostgreSQL server: `make test` runs the suite once on
+    PostgreSQL and once on SQLite, and they belong to the first pass only (deselected, not
+    skipped, on SQLite)."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgresql")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
+
+
 def point_portal_at(sb, settings, monkeypatch) -> None:
     """Configure the portal for the sandbox `sb`, the way its env file does."""
     env = sb.env

@@ -14,16 +14,16 @@ thread for a bounded time, not the batch.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -70,20 +70,27 @@ def _lease_end():
 
 
 def claim(code: str) -> Verification | None:
-    """Take the verification for this worker, or None if it is not claimable."""
+    """Take the verification for this worker, or None if it is not claimable. Each of its
+    two statements is asked again on a new connection if the database dropped the old one
+    (the second one must not repeat the first: that one would find the row taken)."""
     try:
-        claimable = Verification.objects.claimable().filter(code=code)
-        claimed = claimable.update(
-            state=Verification.State.RUNNING,
-            started_at=timezone.now(),
-            lease_expires_at=_lease_end(),
-            attempts=F("attempts") + 1,
+        claimed = _reconnecting(
+            lambda: (
+                Verification.objects.claimable()
+                .filter(code=code)
+                .update(
+                    state=Verification.State.RUNNING,
+                    started_at=timezone.now(),
+                    lease_expires_at=_lease_end(),
+                    attempts=F("attempts") + 1,
+                )
+            )
         )
     except ValidationError:  # not a UUID
         return None
     if not claimed:
         return None
-    return Verification.objects.select_related("tenant").get(code=code)
+    return _reconnecting(lambda: Verification.objects.select_related("tenant").get(code=code))
 
 
 def _holding(verification: Verification):
@@ -107,9 +114,10 @@ def _renew_lease(verification: Verification) -> None:
 # -- running ------------------------------------------------------------------------------
 
 
-def run_verification(code: str) -> Verification | None:
+def run_verification(code: str, resolve_alerts: bool = True) -> Verification | None:
     """Claim and run one verification; returns it finished, or None when there was nothing
-    for this worker to do (already running elsewhere, done, unknown, or taken over)."""
+    for this worker to do (already running elsewhere, done, unknown, or taken over).
+    `resolve_alerts=False`: the caller knows no platform alert is open."""
     verification = claim(code)
     if verification is None:
         return None
@@ -121,7 +129,28 @@ def run_verification(code: str) -> Verification | None:
     except Exception:
         logger.exception("verification %s: unexpected error", code)
         result = Result(Outcome.TRANSIENT, "internal_error")
-    return finish(verification, result)
+    return _reconnecting(lambda: finish(verification, result, resolve_alerts=resolve_alerts))
+
+
+# Waits before asking the database again after its connection broke (a restart, a failover):
+# about half a minute in all, then the error stands and the lease takes over.
+RECONNECT_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15)
+
+
+def _reconnecting(call: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+    """`call`, again on a new connection while the database cannot be reached. Claiming and
+    finishing are conditional updates: a repeat after a lost answer changes nothing twice
+    (a finish whose first commit did land finds the lease gone and returns None)."""
+    for delay in (*RECONNECT_DELAYS, None):
+        try:
+            return call()
+        except (OperationalError, InterfaceError):
+            if delay is None or transaction.get_connection().in_atomic_block:
+                raise
+            logger.warning("verification: database unreachable, retrying in %s s", delay)
+            _drop_broken_connections()
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Verification | None]:
@@ -132,32 +161,137 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
     Entra; they finish at once as held back by that fault, their tenants untouched (one
     alert, no retries per tenant). While a platform alert is open, a batch first runs one
     verification alone to see whether the fault is still there.
+
+    Each thread keeps its database connection from one verification to the next (a new
+    connection per verification was a tenth of its CPU, more on PostgreSQL), drops it as
+    soon as it is broken (a database restart: the next verification connects again), and
+    closes it before the batch returns.
     """
     codes = [str(c) for c in codes]
     if not codes:
         return []
     workers = max(1, min(concurrency or settings.VERIFY_CONCURRENCY, len(codes)))
     fault: list[Verification] = []
+    # Verifications that could not reach Entra's token endpoint at all, while none of the
+    # batch has: after UNREACHABLE_HOLD_BACK of them the rest are not tried either.
+    unreachable: list[Verification] = []
+    reached: list[bool] = []
+    # Without an open alert at the start, no verification of this batch needs to look for
+    # one to resolve (one opened meanwhile is resolved by the next batch's first success).
+    alerts_open = PlatformAlert.objects.open().exists()
+    results: list[Verification | None] = [None] * len(codes)
 
-    def one(code: str) -> Verification | None:
+    def one(index: int) -> None:
+        code = codes[index]
         if fault:
-            return _hold_back(code, fault[0])
-        verification = _run_in_thread(code)
-        if verification is not None and verification.outcome == Outcome.PLATFORM_ERROR:
-            fault.append(verification)
-        return verification
+            results[index] = _hold_back(code, fault[0], Outcome.PLATFORM_ERROR)
+            return
+        if len(unreachable) >= UNREACHABLE_HOLD_BACK and not reached:
+            results[index] = _hold_back(code, unreachable[0], Outcome.TRANSIENT)
+            return
+        verification = _run_in_thread(code, resolve_alerts=alerts_open)
+        if verification is not None:
+            if verification.outcome == Outcome.PLATFORM_ERROR:
+                fault.append(verification)
+            elif _entra_unreachable(verification):
+                unreachable.append(verification)
+            else:
+                reached.append(True)
+        results[index] = verification
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        first: list[Verification | None] = []
-        rest = codes
-        if PlatformAlert.objects.open().exists():
-            first, rest = [pool.submit(one, codes[0]).result()], codes[1:]
-        return first + list(pool.map(one, rest))
+    start = 0
+    if alerts_open:
+        _in_threads([0], one, 1)
+        start = 1
+    _in_threads(range(start, len(codes)), one, workers)
+    if unreachable and not reached and not fault and len(codes) > 1:
+        _raise_unreachable_alert(unreachable[0], len(codes))
+    return results
 
 
-def _hold_back(code: str, fault: Verification) -> Verification | None:
-    """Finish a verification of the batch without asking Entra: `fault` (a platform error of
-    this batch) would only repeat itself."""
+# After this many verifications of a batch found Entra unreachable, and none reached it, the
+# rest of the batch is not sent (each would spend its time-outs and retries on it).
+UNREACHABLE_HOLD_BACK = 3
+
+
+def _entra_unreachable(verification: Verification) -> bool:
+    """The verification's first token request never got an answer (connection refused,
+    reset or timed out, after its retries)."""
+    first = next(iter(verification.results.values()), None) or {}
+    return (
+        verification.outcome == Outcome.TRANSIENT
+        and first.get("token") == "failed"
+        and first.get("diagnosis") == "network_error"
+    )
+
+
+def _raise_unreachable_alert(verification: Verification, count: int) -> None:
+    """A whole batch without one answer from Entra: the MSSP's network, not the tenants'."""
+    authority = clouds.current().authority
+    alert, opened = PlatformAlert.raise_alert(
+        "entra_unreachable",
+        "The portal cannot reach Entra's token endpoint",
+        f"None of the {count} verifications of the last batch got an answer from {authority} "
+        "(connection refused, reset or timed out). Check the worker's outbound network, "
+        "proxy and DNS towards that address. The tenants keep their status, marked stale, "
+        "and are checked again on the next round; this alert closes at the first token "
+        "obtained.",
+    )
+    if opened:
+        record(
+            "platform.alert_opened",
+            "failure",
+            actor="system",
+            tenant_id=verification.tenant.tenant_id,
+            detail={"alert": alert.key, "code": "network_error"},
+        )
+
+
+def _in_threads(indexes: Iterable[int], one: Callable[[int], None], workers: int) -> None:
+    """Call `one` for every index from `workers` threads; each thread's database connection
+    lives as long as the thread, and is closed when it ends."""
+    pending = iter(indexes)
+    lock = threading.Lock()
+
+    def drain() -> None:
+        try:
+            while True:
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                one(index)
+                _drop_broken_connections()
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=drain, name=f"verify-{n}", daemon=True) for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _drop_broken_connections() -> None:
+    """Close this thread's connections that an error left unusable (the server restarted
+    or dropped them) or in a transaction: the next query connects again."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if connection.in_atomic_block or not connection.get_autocommit():
+            connection.close()
+        elif connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
+
+
+def _hold_back(code: str, fault: Verification, outcome: str) -> Verification | None:
+    """Finish a verification of the batch without asking Entra: `fault` (a platform error,
+    or Entra unreachable, met by this batch) would only repeat itself."""
     try:
         verification = claim(code)
         if verification is None:
@@ -167,27 +301,25 @@ def _hold_back(code: str, fault: Verification) -> Verification | None:
         except KeyError:
             requirements = ()
         result = Result(
-            Outcome.PLATFORM_ERROR,
+            outcome,
             fault.diagnosis,
             fault.error_code,
             results={r.resource: _skipped(r) for r in requirements},
             platform={**fault.platform, "held_back_by": str(fault.code)},
         )
         return finish(verification, result)
-    finally:
-        connections.close_all()
+    except Exception:
+        logger.exception("verification %s: could not be recorded", code)
+        return None
 
 
-def _run_in_thread(code: str) -> Verification | None:
+def _run_in_thread(code: str, resolve_alerts: bool = True) -> Verification | None:
     try:
-        return run_verification(code)
+        return run_verification(code, resolve_alerts=resolve_alerts)
     except Exception:
         # The row keeps its lease and is picked up again once it expires.
         logger.exception("verification %s: could not be recorded", code)
         return None
-    finally:
-        # Each pool thread has its own connection; it must not outlive the thread.
-        connections.close_all()
 
 
 def check(verification: Verification) -> Result:
@@ -382,8 +514,12 @@ def token_failure(answer: TokenAnswer) -> tuple[str, str]:
 # -- recording ----------------------------------------------------------------------------
 
 
-def finish(verification: Verification, result: Result) -> Verification | None:
-    """Record the result and apply it to the tenant, if this worker still holds the lease."""
+def finish(
+    verification: Verification, result: Result, resolve_alerts: bool = True
+) -> Verification | None:
+    """Record the result and apply it to the tenant, if this worker still holds the lease.
+    A token obtained resolves the open platform alerts (`resolve_alerts=False`: there are
+    none, the caller looked)."""
     now = timezone.now()
     with transaction.atomic():
         done = _holding(verification).update(
@@ -433,7 +569,7 @@ def finish(verification: Verification, result: Result) -> Verification | None:
             )
         if result.outcome == Outcome.PLATFORM_ERROR:
             _raise_alert(verification)
-        elif result.exchanged:
+        elif result.exchanged and resolve_alerts:
             PlatformAlert.resolve_open()
         if applied:
             notices.verification_finished(verification, tenant, before)

@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from consent import links
@@ -53,7 +54,15 @@ def test_the_first_verification_waits_for_the_consent_to_arrive(sandbox):
     landing = _consent_at_entra(sandbox, client)
     verification = Verification.objects.get()
 
-    worker = threading.Thread(target=run_batch, args=([str(verification.code)],))
+    def work() -> None:
+        try:
+            run_batch([str(verification.code)])
+        finally:
+            # The batch's own threads close theirs; this thread's (the open-alert lookup)
+            # must not outlive the test, or PostgreSQL cannot drop the test database.
+            connections.close_all()
+
+    worker = threading.Thread(target=work)
     worker.start()
     pages = []
     while worker.is_alive():

@@ -12,6 +12,7 @@ from django.db import connections
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from mssp_portal import identity
 from tenants.models import Tenant, Verification
 from tenants.tasks import enqueue_verification
 from tenants.verification import runner, scheduler
@@ -212,3 +213,12 @@ def test_the_scheduler_command_runs_one_tick(make_tenant, capsys):
 
     assert "queued 1 due verification, requeued 0 orphaned" in capsys.readouterr().out
     assert Verification.objects.filter(trigger=Verification.Trigger.SCHEDULE).count() == 1
+
+
+def test_the_engines_shared_session_keeps_no_cookie(settings):
+    # One session serves every tenant's token requests and probes: a cookie one customer's
+    # answer sets must never be sent with another customer's request.
+    session = identity.pooled_session()
+    session.cookies.set("esctx", "from-one-tenant", domain="login.example")
+    assert len(session.cookies) == 0
+    assert session.trust_env is False
