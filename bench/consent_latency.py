@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +34,26 @@ from entra_sandbox.testing import browser_trust_args, run_sandbox  # noqa: E402
 
 SCENARIO = ROOT / "entra_sandbox/scenarios/demo.toml"
 PORTAL_APP = "c4b1f0de-6a3e-4f27-8d59-2e8a7c1b9f30"
-CUSTOMERS = [
-    ("Northwind Traders", "northwind.example"),
-    ("Woodgrove Bank", "woodgrove.example"),
-    ("Tailspin Toys", "tailspin.example"),
-]
+
+
+def scenario(consents: int) -> dict:
+    """The demo directory plus one fresh customer per consent (each tenant consents once:
+    the invitation rules refuse a second invitation for an onboarded tenant), every one with
+    every service, so each consent is granted and verified."""
+    with SCENARIO.open("rb") as file:
+        base = tomllib.load(file)
+    base["tenants"] += [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-consent:{i}")),
+            "name": f"Customer {i:02d}",
+            "domain": f"customer{i:02d}.example",
+            "users": [{"upn": f"admin@customer{i:02d}.example", "admin": True}],
+        }
+        for i in range(consents)
+    ]
+    return base
+
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -120,7 +137,7 @@ def main() -> int:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     processes: list[subprocess.Popen] = []
-    with run_sandbox(SCENARIO, subprocess=True) as sandbox:
+    with run_sandbox(scenario(args.consents), subprocess=True) as sandbox:
         sandbox.control.update_application(
             PORTAL_APP, redirect_uris=[f"{base_url}/consent/callback/"]
         )
@@ -151,7 +168,7 @@ def main() -> int:
                 )
                 page = browser.new_page()
                 for i in range(args.consents):
-                    customer, domain = CUSTOMERS[i % len(CUSTOMERS)]
+                    customer, domain = f"Customer {i:02d}", f"customer{i:02d}.example"
                     url = manage(
                         env, "create_invitation", "--customer", customer, "--tenant", domain,
                         "--profile", "defender-xdr-readonly",
