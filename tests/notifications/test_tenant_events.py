@@ -15,7 +15,6 @@ from notifications.models import Delivery, Event
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.verification.runner import run_batch
 from tests.conftest import (
-    HOME_TENANT,
     MANAGED_IDENTITY_CLIENT_ID,
     MANAGED_IDENTITY_OBJECT_ID,
     NORTHWIND,
@@ -23,6 +22,7 @@ from tests.conftest import (
     point_portal_at,
 )
 from tests.notifications.receivers import parts
+from tests.scenarios import GOOD_FIC, consented
 
 Outcome = Verification.Outcome
 
@@ -116,52 +116,15 @@ def test_recovery_is_news_too(sandbox, verified_northwind, verify, receiver):
 
 
 FLEET = [str(uuid.UUID(int=0x5EED_0000_0000_4000_8000_000000000000 + n)) for n in range(50)]
-GOOD_FIC = {
-    "name": "mssp-automation",
-    "issuer": f"{{authority}}/{HOME_TENANT}/v2.0",
-    "subject": MANAGED_IDENTITY_OBJECT_ID,
-    "audiences": ["api://AzureADTokenExchange"],
-}
 
 
 @pytest.fixture
 def fleet(settings, monkeypatch) -> Iterator[object]:
     """A sandbox of its own: the home tenant and 50 customers that consented (Graph)."""
-    scenario = {
-        "tenants": [
-            {"id": HOME_TENANT, "name": "Fabrikam Security", "domain": "fabrikam.example"},
-            *(
-                {"id": tid, "name": f"Customer {i}", "domain": f"customer{i}.example"}
-                for i, tid in enumerate(FLEET)
-            ),
-        ],
-        "managed_identities": [
-            {
-                "tenant": HOME_TENANT,
-                "name": "mssp-automation",
-                "client_id": MANAGED_IDENTITY_CLIENT_ID,
-                "object_id": MANAGED_IDENTITY_OBJECT_ID,
-            }
-        ],
-        "applications": [
-            {
-                "tenant": HOME_TENANT,
-                "client_id": PORTAL_APP,
-                "name": "Fabrikam MSSP Portal",
-                "multi_tenant": True,
-                "permissions": {"graph": ["Organization.Read.All"]},
-                "federated_credentials": [GOOD_FIC],
-            }
-        ],
-        "consents": [
-            {
-                "tenant": tid,
-                "application": PORTAL_APP,
-                "roles": {"graph": ["Organization.Read.All"]},
-            }
-            for tid in FLEET
-        ],
-    }
+    scenario = consented(
+        {"id": tid, "name": f"Customer {i}", "domain": f"customer{i}.example"}
+        for i, tid in enumerate(FLEET)
+    )
     with run_sandbox(scenario) as sb:
         point_portal_at(sb, settings, monkeypatch)
         identity.forget_assertion()

@@ -13,13 +13,8 @@ from accounts import roles
 from mssp_portal import identity
 from tenants.models import Tenant, Verification
 from tenants.verification.runner import run_verification
-from tests.conftest import (
-    HOME_TENANT,
-    MANAGED_IDENTITY_CLIENT_ID,
-    MANAGED_IDENTITY_OBJECT_ID,
-    PORTAL_APP,
-)
 from tests.personas import make_staff, signed_in_client
+from tests.scenarios import consented
 
 HOSTILE = "f0e1d2c3-b4a5-4968-8776-655443322110"
 HOSTILE_NAME = '<script>alert("pwned")</script>\u202eevil\r\n2026-01-01 INFO forged log line'
@@ -31,43 +26,7 @@ def hostile_sandbox() -> Iterator[object]:
     break (an organisation's display name is whatever its administrator typed)."""
     from entra_sandbox.testing import run_sandbox
 
-    scenario = {
-        "tenants": [
-            {"id": HOME_TENANT, "name": "Fabrikam Security", "domain": "fabrikam-mssp.example"},
-            {"id": HOSTILE, "name": HOSTILE_NAME, "domain": "evil.example"},
-        ],
-        "managed_identities": [
-            {
-                "tenant": HOME_TENANT,
-                "name": "mssp-automation",
-                "client_id": MANAGED_IDENTITY_CLIENT_ID,
-                "object_id": MANAGED_IDENTITY_OBJECT_ID,
-            }
-        ],
-        "applications": [
-            {
-                "tenant": HOME_TENANT,
-                "client_id": PORTAL_APP,
-                "name": "Fabrikam MSSP Portal",
-                "multi_tenant": True,
-                "permissions": {"graph": ["Organization.Read.All"]},
-                "federated_credentials": [
-                    {
-                        "issuer": f"{{authority}}/{HOME_TENANT}/v2.0",
-                        "subject": MANAGED_IDENTITY_OBJECT_ID,
-                        "audiences": ["api://AzureADTokenExchange"],
-                    }
-                ],
-            }
-        ],
-        "consents": [
-            {
-                "tenant": HOSTILE,
-                "application": PORTAL_APP,
-                "roles": {"graph": ["Organization.Read.All"]},
-            }
-        ],
-    }
+    scenario = consented([{"id": HOSTILE, "name": HOSTILE_NAME, "domain": "evil.example"}])
     with run_sandbox(scenario) as sb:
         yield sb
 

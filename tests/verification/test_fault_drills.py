@@ -29,57 +29,21 @@ from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.tasks import verify_batch
 from tenants.verification import runner, scheduler
 from tests.conftest import (
-    HOME_TENANT,
-    MANAGED_IDENTITY_CLIENT_ID,
-    MANAGED_IDENTITY_OBJECT_ID,
-    PORTAL_APP,
     point_portal_at,
 )
+from tests.scenarios import consented
 
 ROOT = Path(__file__).resolve().parents[2]
 Outcome = Verification.Outcome
 State = Verification.State
 FLEET = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"drill-tenant-{i}")) for i in range(200)]
-PERMISSIONS = {"graph": ["Organization.Read.All"]}
 
 
 def _scenario() -> dict:
-    return {
-        "tenants": [
-            {"id": HOME_TENANT, "name": "Fabrikam Security", "domain": "fabrikam-mssp.example"},
-            *(
-                {"id": tid, "name": f"Drill {i:03d}", "domain": f"drill{i:03d}.example"}
-                for i, tid in enumerate(FLEET)
-            ),
-        ],
-        "managed_identities": [
-            {
-                "tenant": HOME_TENANT,
-                "name": "mssp-automation",
-                "client_id": MANAGED_IDENTITY_CLIENT_ID,
-                "object_id": MANAGED_IDENTITY_OBJECT_ID,
-            }
-        ],
-        "applications": [
-            {
-                "tenant": HOME_TENANT,
-                "client_id": PORTAL_APP,
-                "name": "Fabrikam MSSP Portal",
-                "multi_tenant": True,
-                "permissions": PERMISSIONS,
-                "federated_credentials": [
-                    {
-                        "issuer": f"{{authority}}/{HOME_TENANT}/v2.0",
-                        "subject": MANAGED_IDENTITY_OBJECT_ID,
-                        "audiences": ["api://AzureADTokenExchange"],
-                    }
-                ],
-            }
-        ],
-        "consents": [
-            {"tenant": tid, "application": PORTAL_APP, "roles": PERMISSIONS} for tid in FLEET
-        ],
-    }
+    return consented(
+        {"id": tid, "name": f"Drill {i:03d}", "domain": f"drill{i:03d}.example"}
+        for i, tid in enumerate(FLEET)
+    )
 
 
 @pytest.fixture(scope="module")
