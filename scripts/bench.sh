@@ -9,19 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/postgres" ] || { echo "no PostgreSQL server binaries (make test installs them)"; exit 1; }
-pg_dir=$(mktemp -d /tmp/mssp-bench-pg.XXXXXX)
-pg_port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if [ "$(id -u)" = 0 ]; then
-  chown postgres: "$pg_dir"
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  as_pg() { "$@"; }
-fi
-stop_pg() { as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; }
-trap stop_pg EXIT
-as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync >/dev/null
-as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -w -l "$pg_dir/server.log" \
-  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null
+. scripts/throwaway-pg.sh
 pg() { as_pg "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "$1" >/dev/null; }
 pg "CREATE DATABASE fleet"
 pg "CREATE DATABASE burst"
