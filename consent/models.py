@@ -67,6 +67,21 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
             .first()
         )
 
+    def reconsent_for(self, tenant: Tenant, *, actor: str) -> Invitation:
+        """A re-consent invitation bound to this onboarded tenant, with its profile and its
+        contact (audited by `create_invitation`). Raises InvitationRefused as it does."""
+        return self.create_invitation(
+            customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
+            expected_tenant_id=tenant.tenant_id,
+            expected_domain=tenant.primary_domain,
+            access_profile=tenant.access_profile,
+            days=settings.INVITATION_DEFAULT_DAYS,
+            actor=actor,
+            tenant=tenant,
+            contact_name=tenant.contact_name,
+            contact_email=tenant.contact_email,
+        )
+
     def refusal(self, expected_tenant_id: uuid.UUID | None, tenant: Tenant | None = None) -> str:
         """Why an invitation for `expected_tenant_id` may not be created, or "" when it may.
 
@@ -524,17 +539,7 @@ class Campaign(models.Model):
                     continue
                 invitation = Invitation.objects.to_send_again(tenant)
                 if invitation is None:
-                    invitation = Invitation.objects.create_invitation(
-                        customer_name=tenant.display_name or str(tenant.tenant_id),
-                        expected_tenant_id=tenant.tenant_id,
-                        expected_domain=tenant.primary_domain,
-                        access_profile=tenant.access_profile,
-                        days=settings.INVITATION_DEFAULT_DAYS,
-                        actor=self.created_by,
-                        tenant=tenant,
-                        contact_name=tenant.contact_name,
-                        contact_email=tenant.contact_email,
-                    )
+                    invitation = Invitation.objects.reconsent_for(tenant, actor=self.created_by)
                     created += 1
                 CampaignMember.objects.create(
                     campaign=self, tenant=tenant, invitation=invitation, missing=missing

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-import tablib
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
@@ -19,7 +18,7 @@ from audit.log import actor_of, record
 from audit.models import AuditEvent
 from console.access import visible_tenant_ids
 from console.forms import AuditFilterForm
-from console.views.exports import csv_cell
+from console.views.exports import csv_cell, csv_download
 from tenants.models import Tenant
 
 PAGE_SIZE = 100
@@ -114,23 +113,18 @@ def audit_log_export(request: HttpRequest) -> HttpResponse:
     itself audited (`audit_log.exported`)."""
     form = AuditFilterForm(request.GET)
     events = filtered_events(request, form)[:EXPORT_LIMIT]
-    names = dict(Tenant.objects.values_list("tenant_id", "display_name"))
-    dataset = tablib.Dataset(
-        headers=[
-            "at",
-            "actor",
-            "action",
-            "outcome",
-            "tenant_id",
-            "tenant",
-            "detail",
-            "correlation_id",
-        ]
+    count = events.count()
+    record(
+        "audit_log.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"rows": str(count), "filters": request.GET.urlencode()[:200] or "none"},
     )
-    count = 0
-    for e in events.iterator():
-        detail = "; ".join(f"{k}={v}" for k, v in (e.detail or {}).items())
-        dataset.append(
+    names = dict(Tenant.objects.values_list("tenant_id", "display_name"))
+    return csv_download(
+        "audit-log.csv",
+        ["at", "actor", "action", "outcome", "tenant_id", "tenant", "detail", "correlation_id"],
+        (
             [
                 e.at.isoformat(),
                 csv_cell(e.actor),
@@ -138,17 +132,9 @@ def audit_log_export(request: HttpRequest) -> HttpResponse:
                 e.outcome,
                 str(e.tenant_id or ""),
                 csv_cell(names.get(e.tenant_id, "")),
-                csv_cell(detail),
+                csv_cell("; ".join(f"{k}={v}" for k, v in (e.detail or {}).items())),
                 str(e.correlation_id),
             ]
-        )
-        count += 1
-    record(
-        "audit_log.exported",
-        AuditEvent.Outcome.SUCCESS,
-        actor=actor_of(request),
-        detail={"rows": str(count), "filters": request.GET.urlencode()[:200] or "none"},
+            for e in events.iterator()
+        ),
     )
-    response = HttpResponse(dataset.export("csv"), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-    return response

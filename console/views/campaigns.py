@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import tablib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
@@ -21,7 +20,7 @@ from audit.models import AuditEvent
 from consent import campaigns
 from consent.models import Campaign, NothingToAsk
 from consent.tasks import populate_campaign, send_invitation_emails
-from console.views.exports import csv_cell
+from console.views.exports import csv_cell, csv_download
 from tenants import profiles
 
 
@@ -153,12 +152,16 @@ def campaign_remind(request: HttpRequest, campaign_code: uuid.UUID) -> HttpRespo
 def campaign_export(request: HttpRequest, campaign_code: uuid.UUID) -> HttpResponse:
     campaign = get_object_or_404(Campaign, code=campaign_code)
     rows, _counts = campaigns.progress(campaign)
-    dataset = tablib.Dataset(
-        headers=["tenant_id", "customer_name", "missing", "state", "contact_email", "emailed_at"]
+    record(
+        "campaign.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"campaign": campaign.code, "rows": str(len(rows))},
     )
-    for row in rows:
-        invitation = row.member.invitation
-        dataset.append(
+    return csv_download(
+        f"campaign-{campaign.short_id}.csv",
+        ["tenant_id", "customer_name", "missing", "state", "contact_email", "emailed_at"],
+        (
             [
                 str(row.member.tenant.tenant_id),
                 csv_cell(row.member.tenant.display_name),
@@ -167,13 +170,7 @@ def campaign_export(request: HttpRequest, campaign_code: uuid.UUID) -> HttpRespo
                 csv_cell(invitation.contact_email if invitation else ""),
                 invitation.emailed_at.isoformat() if invitation and invitation.emailed_at else "",
             ]
-        )
-    record(
-        "campaign.exported",
-        AuditEvent.Outcome.SUCCESS,
-        actor=actor_of(request),
-        detail={"campaign": campaign.code, "rows": str(len(rows))},
+            for row in rows
+            for invitation in [row.member.invitation]
+        ),
     )
-    response = HttpResponse(dataset.export("csv"), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.short_id}.csv"'
-    return response

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import tablib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
@@ -23,7 +22,7 @@ from consent.models import Invitation, InvitationNotSent, InvitationRefused
 from consent.tasks import send_invitation_emails
 from console.access import get_invitation_for_user, visible_invitations
 from console.forms import ConfirmForm, InvitationFilterForm, InvitationSelectionForm
-from console.views.exports import csv_cell
+from console.views.exports import csv_cell, csv_download
 from mssp_portal import clouds
 from tenants import profiles
 
@@ -82,10 +81,17 @@ def invitation_export(request: HttpRequest) -> HttpResponse:
     their own PSA tool. A link is a key to a consent page: the export is audited."""
     form = InvitationFilterForm(request.GET)
     invitations, status = _filtered(request, form)
-    dataset = tablib.Dataset(headers=EXPORT_COLUMNS)
-    count = 0
-    for i in invitations.order_by("customer_name", "pk"):
-        dataset.append(
+    invitations = list(invitations.order_by("customer_name", "pk"))
+    record(
+        "invitations.exported",
+        AuditEvent.Outcome.SUCCESS,
+        actor=actor_of(request),
+        detail={"rows": str(len(invitations)), "status": status or "all"},
+    )
+    return csv_download(
+        "invitations.csv",
+        EXPORT_COLUMNS,
+        (
             [
                 csv_cell(i.customer_name),
                 str(i.expected_tenant_id or ""),
@@ -98,18 +104,9 @@ def invitation_export(request: HttpRequest) -> HttpResponse:
                 links.invitation_url(i) if i.is_usable else "",
                 i.emailed_at.isoformat() if i.emailed_at else "",
             ]
-        )
-        count += 1
-    record(
-        "invitations.exported",
-        AuditEvent.Outcome.SUCCESS,
-        actor=actor_of(request),
-        detail={"rows": str(count), "status": status or "all"},
+            for i in invitations
+        ),
     )
-    response = HttpResponse(dataset.export("csv"), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_POST

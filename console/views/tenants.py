@@ -270,15 +270,7 @@ def tenant_invite(request: HttpRequest, tenant_code: uuid.UUID) -> HttpResponse:
         )
         return redirect("console:detail", tenant_code=tenant.code)
     try:
-        Invitation.objects.create_invitation(
-            customer_name=tenant.display_name or tenant.primary_domain or str(tenant.tenant_id),
-            expected_tenant_id=tenant.tenant_id,
-            expected_domain=tenant.primary_domain,
-            access_profile=tenant.access_profile,
-            days=settings.INVITATION_DEFAULT_DAYS,
-            actor=actor_of(request),
-            tenant=tenant,
-        )
+        Invitation.objects.reconsent_for(tenant, actor=actor_of(request))
     except InvitationRefused as refused:
         messages.error(request, f"No invitation created. {refused}")
         return redirect("console:detail", tenant_code=tenant.code)

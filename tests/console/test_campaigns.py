@@ -71,7 +71,7 @@ def test_a_campaign_from_the_banner_reminds_and_exports(admin_client, db):
     assert AuditEvent.objects.get(action="campaign.reminded").detail["reminders"] == "1"
 
     export = admin_client.get(reverse("console:campaign_export", args=[campaign.code]))
-    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert {r["customer_name"] for r in rows} == {"Northwind", "'=cmd|evil"}
     assert {r["state"] for r in rows} == {"pending"}
     assert {r["missing"] for r in rows} == {"graph:AuditLog.Read.All"}
