@@ -121,3 +121,15 @@ def progress(campaign: Campaign) -> tuple[list[Row], Counter[str]]:
             state = State.PENDING
         rows.append(Row(member, state))
     return rows, Counter(row.state for row in rows)
+
+
+def to_remind(rows: list[Row]) -> list[Invitation]:
+    """The invitations of the members still waiting for the customer, that have a contact
+    email to remind."""
+    return [
+        row.member.invitation
+        for row in rows
+        if row.state == State.PENDING
+        and row.member.invitation is not None
+        and row.member.invitation.contact_email
+    ]

@@ -90,29 +90,9 @@ def campaign_detail(request: HttpRequest, campaign_code: uuid.UUID) -> HttpRespo
             "done": done,
             "percent": round(100 * done / total) if total and campaign.ready else 0,
             "states": campaigns.State,
-            "pending_with_contact": sum(
-                1
-                for r in rows
-                if r.state == campaigns.State.PENDING
-                and r.member.invitation
-                and r.member.invitation.contact_email
-            ),
+            "pending_with_contact": len(campaigns.to_remind(rows)),
         },
     )
-
-
-def _email_pending(campaign: Campaign, actor: str) -> int:
-    rows, _counts = campaigns.progress(campaign)
-    codes = [
-        str(r.member.invitation.code)
-        for r in rows
-        if r.state == campaigns.State.PENDING
-        and r.member.invitation is not None
-        and r.member.invitation.contact_email
-    ]
-    if codes:
-        transaction.on_commit(lambda: send_invitation_emails.enqueue(codes, actor))
-    return len(codes)
 
 
 @require_POST
@@ -121,9 +101,12 @@ def _email_pending(campaign: Campaign, actor: str) -> int:
 def campaign_remind(request: HttpRequest, campaign_code: uuid.UUID) -> HttpResponse:
     campaign = get_object_or_404(Campaign, code=campaign_code)
     actor = actor_of(request)
+    rows, _counts = campaigns.progress(campaign)
+    codes = [str(invitation.code) for invitation in campaigns.to_remind(rows)]
+    sent = len(codes)
     with transaction.atomic():
-        sent = _email_pending(campaign, actor)
-        if sent:
+        if codes:
+            transaction.on_commit(lambda: send_invitation_emails.enqueue(codes, actor))
             Campaign.objects.filter(pk=campaign.pk).update(last_reminder_at=timezone.now())
         record(
             "campaign.reminded",

@@ -141,6 +141,9 @@ def destination_detail(request: HttpRequest, destination_code: uuid.UUID) -> Htt
 @permission_required(roles.ADMINISTER, raise_exception=True)
 def destination_test(request: HttpRequest, destination_code: uuid.UUID) -> HttpResponse:
     destination = _destination(destination_code)
+    if not destination.enabled:
+        messages.error(request, "This destination is disabled: enable it, then send a test.")
+        return redirect("console:notification_destination", destination_code=destination.code)
     delivery = send(str(destination.send_test(actor=actor_of(request)).code))
     if delivery is not None and delivery.status == Delivery.Status.DELIVERED:
         messages.success(

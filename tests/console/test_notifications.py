@@ -99,3 +99,12 @@ def test_a_tenant_nobody_was_told_about_says_so(admin_client, db):
     tenant = make_tenant(NORTHWIND)
     page = admin_client.get(reverse("console:detail", args=[tenant.code])).content.decode()
     assert "none sent about this tenant" in page
+
+
+def test_a_test_to_a_disabled_destination_says_to_enable_it_and_sends_nothing(admin_client, db):
+    destination = _webhook(enabled=False)
+    response = admin_client.post(
+        reverse("console:notification_test", args=[destination.code]), follow=True
+    )
+    assert "This destination is disabled: enable it, then send a test." in response.content.decode()
+    assert not Delivery.objects.exists() and not Event.objects.exists()
