@@ -27,9 +27,22 @@ ROLE_MISSING = "role_missing"
 State = CampaignMember.State
 
 
-def needing_reconsent(access_profile: str = "") -> list[tuple[Tenant, list[str]]]:
+def covered() -> set[int]:
+    """Tenants (pks) a campaign already asked, whose invitation is still usable: asking
+    them again would send a second link for the same consent."""
+    return set(
+        CampaignMember.objects.filter(invitation__in=Invitation.objects.usable()).values_list(
+            "tenant_id", flat=True
+        )
+    )
+
+
+def needing_reconsent(
+    access_profile: str = "", *, uncovered: bool = False
+) -> list[tuple[Tenant, list[str]]]:
     """Tenants whose consent lacks a permission their profile requires, with the
-    `resource:permission` pairs missing (from their latest definitive verification)."""
+    `resource:permission` pairs missing (from their latest definitive verification); with
+    `uncovered`, only those no campaign has an invitation waiting for."""
     latest = (
         Verification.objects.filter(tenant=OuterRef("pk"), state=Verification.State.DONE)
         .exclude(outcome__in=("transient", "platform_error", "cancelled"))
@@ -41,6 +54,8 @@ def needing_reconsent(access_profile: str = "") -> list[tuple[Tenant, list[str]]
     ).annotate(latest=Subquery(latest))
     if access_profile:
         tenants = tenants.filter(access_profile=access_profile)
+    if uncovered:
+        tenants = tenants.exclude(pk__in=covered())
     tenants = list(tenants.order_by("display_name", "tenant_id"))
     results = dict(
         Verification.objects.filter(pk__in=[t.latest for t in tenants if t.latest]).values_list(
@@ -62,16 +77,25 @@ def needing_reconsent(access_profile: str = "") -> list[tuple[Tenant, list[str]]
 
 def banners() -> list[dict[str, object]]:
     """For the dashboard: per access profile, how many tenants need re-consent, for which
-    permissions, and how many of them an open campaign already covers."""
+    permissions, and how many of them a campaign's invitation is already waiting for."""
+    waiting = covered()
     counts: Counter[str] = Counter()
+    in_campaign: Counter[str] = Counter()
     permissions: dict[str, set[str]] = {}
     for tenant, missing in needing_reconsent():
         counts[tenant.access_profile] += 1
+        in_campaign[tenant.access_profile] += tenant.pk in waiting
         permissions.setdefault(tenant.access_profile, set()).update(
             p.split(":", 1)[1] for p in missing
         )
     return [
-        {"profile": profile, "tenants": n, "permissions": sorted(permissions[profile])}
+        {
+            "profile": profile,
+            "tenants": n,
+            "in_campaign": in_campaign[profile],
+            "to_ask": n - in_campaign[profile],
+            "permissions": sorted(permissions[profile]),
+        }
         for profile, n in sorted(counts.items())
     ]
 

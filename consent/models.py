@@ -468,9 +468,14 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
         console). Raises NothingToAsk when no tenant needs it."""
         from consent.campaigns import needing_reconsent  # it reads this module's models
 
-        found = needing_reconsent(access_profile)
+        found = needing_reconsent(access_profile, uncovered=True)
         if not found:
-            raise NothingToAsk("No tenant needs to consent again: no campaign started.")
+            raise NothingToAsk(
+                "Every tenant that needs to consent again already has a campaign's invitation "
+                "waiting (see Re-consent campaigns): no campaign started."
+                if needing_reconsent(access_profile)
+                else "No tenant needs to consent again: no campaign started."
+            )
         return self.create(
             access_profile=access_profile,
             created_by=actor,
@@ -531,7 +536,7 @@ class Campaign(models.Model):
 
         if self.ready:
             return 0
-        found = needing_reconsent(self.access_profile)
+        found = needing_reconsent(self.access_profile, uncovered=True)
         created = 0
         for tenant, missing in found:
             with transaction.atomic():

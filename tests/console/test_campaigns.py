@@ -9,7 +9,7 @@ import io
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from consent.models import Campaign
+from consent.models import Campaign, Invitation
 from consent.tasks import run_campaign
 from tenants.models import Verification
 from tests.conftest import NORTHWIND, TAILSPIN
@@ -56,13 +56,15 @@ def test_a_campaign_from_the_banner_reminds_and_exports(admin_client, db):
     page = admin_client.get(reverse("console:campaign", args=[campaign.code])).content.decode()
     assert '<span id="campaign-percent">0 %</span>' in page and 'data-live-active="0"' in page
 
-    # Starting again while their invitations are usable reuses them: nobody gets two links.
-    admin_client.post(reverse("console:campaign_start"), {"profile": "graph-reporting"})
-    second = Campaign.objects.exclude(pk=campaign.pk).get()
-    run_campaign(str(second.code))
-    assert {m.invitation_id for m in second.members.all()} == {
-        m.invitation_id for m in campaign.members.all()
-    }
+    # While their invitations wait, the banner says so and offers no second campaign.
+    banner = admin_client.get(reverse("console:campaigns")).content.decode()
+    assert "2 of them already have a campaign's invitation waiting" in banner
+    assert "Start a re-consent campaign" not in banner
+    again = admin_client.post(
+        reverse("console:campaign_start"), {"profile": "graph-reporting"}, follow=True
+    )
+    assert "already has a campaign&#x27;s invitation waiting" in again.content.decode()
+    assert Campaign.objects.count() == 1
 
     response = admin_client.post(
         reverse("console:campaign_remind", args=[campaign.code]), follow=True
@@ -93,3 +95,16 @@ def test_an_unknown_profile_starts_nothing(admin_client, db):
     response = admin_client.post(reverse("console:campaign_start"), {"profile": "x"}, follow=True)
     assert "Choose a profile from the list." in response.content.decode()
     assert not Campaign.objects.exists()
+
+
+def test_a_campaign_reuses_a_tenants_usable_invitation(admin_client, db):
+    tenant = _lacking(NORTHWIND, "Northwind")
+    _lacking(TAILSPIN, "Tailspin")
+    waiting = Invitation.objects.reconsent_for(tenant, actor="admin")  # from the tenant page
+
+    campaign, created = Campaign.objects.start(actor="admin")
+
+    assert created == 1  # Tailspin's; Northwind already had a link
+    assert campaign.members.get(tenant=tenant).invitation == waiting
+    page = admin_client.get(reverse("console:campaigns")).content.decode()
+    assert "Start a re-consent campaign" not in page  # both are waiting now

@@ -1,7 +1,8 @@
 """manage.py reconsent_campaign [--profile KEY] [--dry-run] [--email]
 
 A re-consent campaign for every tenant whose consent lacks a permission its profile requires
-(the console's "Start a re-consent campaign", from the shell). Ends with the line
+and that no campaign has an invitation waiting for (the console's "Start a re-consent
+campaign", from the shell). Ends with the line
 `campaign <id>: <N> tenants, <K> invitations created` (the id is `dry-run` and K is 0 on a
 dry run, which writes nothing; `none` when no tenant needs it and nothing is started).
 """
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Unknown access profile {profile!r}: one of {', '.join(profiles.PROFILES)}."
             )
-        found = needing_reconsent(profile)
+        found = needing_reconsent(profile, uncovered=True)
         for tenant, missing in found:
             self.stdout.write(f"{tenant.tenant_id}  {tenant}  lacks {' '.join(missing)}")
         tenants = ngettext("%d tenant", "%d tenants", len(found)) % len(found)
