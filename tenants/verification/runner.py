@@ -24,7 +24,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from audit.log import record
@@ -32,7 +31,7 @@ from mssp_portal import clouds, identity
 from tenants import notices
 from tenants.models import PlatformAlert, Tenant, Verification
 from tenants.profiles import Requirement
-from tenants.verification import classify, diagnosis, probes, retry
+from tenants.verification import classify, diagnosis, probes, retry, rows
 from tenants.verification.exchange import Exchange, TokenAnswer, unverified_claims
 
 logger = logging.getLogger("mssp_portal.verification")
@@ -73,30 +72,14 @@ def claim(code: str) -> Verification | None:
     """Take the verification for this worker, or None if it is not claimable. Each of its
     two statements is asked again on a new connection if the database dropped the old one
     (the second one must not repeat the first: that one would find the row taken)."""
+    now = timezone.now()
     try:
-        claimed = _reconnecting(
-            lambda: (
-                Verification.objects.claimable()
-                .filter(code=code)
-                .update(
-                    state=Verification.State.RUNNING,
-                    started_at=timezone.now(),
-                    lease_expires_at=_lease_end(),
-                    attempts=F("attempts") + 1,
-                )
-            )
-        )
+        claimed = _reconnecting(lambda: rows.claim(code, now, _lease_end()))
     except ValidationError:  # not a UUID
         return None
     if not claimed:
         return None
-    return _reconnecting(lambda: Verification.objects.select_related("tenant").get(code=code))
-
-
-def _holding(verification: Verification):
-    return Verification.objects.filter(
-        pk=verification.pk, state=Verification.State.RUNNING, attempts=verification.attempts
-    )
+    return _reconnecting(lambda: rows.read(code))
 
 
 def _renew_lease(verification: Verification) -> None:
@@ -106,7 +89,7 @@ def _renew_lease(verification: Verification) -> None:
     if remaining > timedelta(seconds=settings.VERIFY_LEASE / 2):
         return
     lease_end = _lease_end()
-    if not _holding(verification).update(lease_expires_at=lease_end):
+    if not rows.update_holding(verification, lease_expires_at=lease_end):
         raise LeaseLost(str(verification.code))
     verification.lease_expires_at = lease_end
 
@@ -495,7 +478,7 @@ def _await_consent(
 def _waiting(verification: Verification) -> None:
     # Say so on the running verification (the landing page shows it) and keep the lease.
     if verification.diagnosis != PROPAGATING:
-        _holding(verification).update(diagnosis=PROPAGATING)
+        rows.update_holding(verification, diagnosis=PROPAGATING)
         verification.diagnosis = PROPAGATING
     _renew_lease(verification)
 
@@ -522,7 +505,8 @@ def finish(
     none, the caller looked)."""
     now = timezone.now()
     with transaction.atomic():
-        done = _holding(verification).update(
+        done = rows.update_holding(
+            verification,
             state=Verification.State.DONE,
             outcome=result.outcome,
             diagnosis=result.diagnosis,
@@ -549,11 +533,7 @@ def finish(
         fields = tenant.record_verification(verification)
         # Conditional, not a locked re-read: if the tenant was offboarded meanwhile, the
         # result stays in its history and the tenant is left alone.
-        applied = (
-            Tenant.objects.filter(pk=tenant.pk)
-            .exclude(status=Tenant.Status.OFFBOARDED)
-            .update(**{name: getattr(tenant, name) for name in fields})
-        )
+        applied = rows.update_tenant(tenant, fields)
         if applied and tenant.status != before:
             record(
                 "tenant.status_changed",
