@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import timedelta
 
 import pytest
+import requests
 import time_machine
 from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from mssp_portal import identity
 from tenants.models import Tenant, Verification
@@ -222,3 +225,29 @@ def test_the_engines_shared_session_keeps_no_cookie(settings):
     session.cookies.set("esctx", "from-one-tenant", domain="login.example")
     assert len(session.cookies) == 0
     assert session.trust_env is False
+
+
+def test_the_engines_session_trusts_only_the_configured_ca(sandbox, settings):
+    # The direct path to urllib3 keeps the adapter's TLS context: the sandbox's CA is
+    # trusted because it is configured, and nothing else is.
+    url = f"{settings.SANDBOX['graph']}/v1.0/organization"
+    answer = identity.pooled_session().request("GET", url, timeout=5, allow_redirects=False)
+    assert answer.status_code == 401  # reached, no token
+
+    settings.ENTRA_CA_BUNDLE = DEFAULT_CA_BUNDLE_PATH  # public CAs only
+    with pytest.raises(requests.exceptions.SSLError):
+        identity.pooled_session().request("GET", url, timeout=5, allow_redirects=False)
+
+
+def test_the_engines_session_raises_what_requests_raises(sandbox, settings):
+    session = identity.pooled_session()
+    url = f"{settings.SANDBOX['graph']}/v1.0/organization"
+    sandbox.control.add_fault(target="graph", latency_ms=1500)
+    with pytest.raises(requests.ReadTimeout):
+        session.request("GET", url, timeout=0.3, allow_redirects=False)
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(requests.ConnectionError):
+        session.request("GET", f"https://127.0.0.1:{port}/", timeout=2, allow_redirects=False)
