@@ -65,13 +65,17 @@ def last_announced(tenant: Tenant) -> str | None:
     return None if event is None else str(event.get("status"))
 
 
-def verification_finished(verification: Verification, tenant: Tenant, before: str) -> None:
-    """Announce what this verification changed, if anything."""
+def verification_finished(
+    verification: Verification, tenant: Tenant, before: str, *, first_check: bool = False
+) -> None:
+    """Announce what this verification changed, if anything. `first_check`: the tenant had
+    never been checked before this verification, so nothing was ever announced about it
+    (every announcement comes from a check): no need to look."""
     status = tenant.status
     if status not in DEFINITIVE:
         return
     if before == Tenant.Status.CONSENT_REPORTED:
-        previous = last_announced(tenant)
+        previous = None if first_check else last_announced(tenant)
         if previous is None:
             record(
                 TENANT_ONBOARDED,

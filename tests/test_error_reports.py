@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import requests
+import urllib3
 from django.core import mail
 from django.test import RequestFactory
 from django.utils.log import AdminEmailHandler
@@ -82,11 +83,12 @@ def test_a_probe_that_raises_reports_without_its_bearer_token(sandbox, reporting
 def test_a_token_request_that_raises_reports_without_the_assertion(sandbox, reporting, monkeypatch):
     assertion = identity.assertion()
 
-    def send(adapter, request, **kwargs):
-        # Fails the token request, after azure-identity put the assertion in its body.
+    def urlopen(pool, method, url, body=None, **kwargs):
+        # Fails the token request at the bottom of the stack, with the assertion in its body.
+        assert b"client_assertion=" in body
         raise RuntimeError("the connection pool is broken")
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", urlopen)
     exchange = Exchange(NORTHWIND, clouds.current(), PORTAL_APP)
     try:
         exchange.request("https://graph.microsoft.com/.default")

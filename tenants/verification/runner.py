@@ -530,6 +530,7 @@ def finish(
 
         tenant = verification.tenant
         before = tenant.status
+        first_check = tenant.last_checked_at is None
         fields = tenant.record_verification(verification)
         # Conditional, not a locked re-read: if the tenant was offboarded meanwhile, the
         # result stays in its history and the tenant is left alone.
@@ -552,7 +553,7 @@ def finish(
         elif result.exchanged and resolve_alerts:
             PlatformAlert.resolve_open()
         if applied:
-            notices.verification_finished(verification, tenant, before)
+            notices.verification_finished(verification, tenant, before, first_check=first_check)
     logger.info(
         "verification %s tenant=%s outcome=%s diagnosis=%s code=%s attempt=%s",
         verification.code,
