@@ -191,18 +191,20 @@ class _EngineSession(requests.Session):
                 method, url, params, data, headers, cookies, files, auth, timeout,
                 allow_redirects, proxies, hooks, stream, verify, cert, json,
             )  # fmt: skip
-        merged = dict(self.headers)
+        # Case-insensitive, as requests merges them: a caller's "accept" replaces the
+        # session's "Accept" instead of sending both.
+        merged = CaseInsensitiveDict(self.headers)
         for name, value in (headers or {}).items():
             if value is not None:
                 merged[name] = value
         body = data
         if isinstance(data, dict):
             body = urlencode(data) if data else None
-            if body is not None and not any(n.lower() == "content-type" for n in merged):
+            if body is not None and "Content-Type" not in merged:
                 merged["Content-Type"] = "application/x-www-form-urlencoded"
         if isinstance(body, str):
             body = body.encode("utf-8")
-        return _send(self.adapter, method.upper(), url, body, merged, timeout)
+        return _send(self.adapter, method.upper(), url, body, dict(merged), timeout)
 
 
 def _timeout(timeout: Any) -> Timeout:

@@ -72,9 +72,8 @@ def claim(code: str) -> Verification | None:
     """Take the verification for this worker, or None if it is not claimable. Each of its
     two statements is asked again on a new connection if the database dropped the old one
     (the second one must not repeat the first: that one would find the row taken)."""
-    now = timezone.now()
     try:
-        claimed = _reconnecting(lambda: rows.claim(code, now, _lease_end()))
+        claimed = _reconnecting(lambda: rows.claim(code, timezone.now(), _lease_end()))
     except ValidationError:  # not a UUID
         return None
     if not claimed:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import requests
 import time_machine
+import urllib3
 from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
@@ -251,3 +252,21 @@ def test_the_engines_session_raises_what_requests_raises(sandbox, settings):
         port = unused.getsockname()[1]
     with pytest.raises(requests.ConnectionError):
         session.request("GET", f"https://127.0.0.1:{port}/", timeout=2, allow_redirects=False)
+
+
+def test_the_engines_session_sends_each_header_once(sandbox, settings, monkeypatch):
+    # Merged without regard to case, as requests merges them: the caller's "accept"
+    # replaces the session's "Accept".
+    sent = {}
+    real = urllib3.connectionpool.HTTPConnectionPool.urlopen
+
+    def urlopen(pool, method, url, body=None, headers=None, **kwargs):
+        sent.update(headers=list(headers))
+        return real(pool, method, url, body=body, headers=headers, **kwargs)
+
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", urlopen)
+    url = f"{settings.SANDBOX['graph']}/v1.0/organization"
+    identity.pooled_session().request(
+        "GET", url, headers={"accept": "application/json"}, timeout=5, allow_redirects=False
+    )
+    assert [h for h in sent["headers"] if h.lower() == "accept"] == ["accept"]
