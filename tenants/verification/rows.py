@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Model
 from django.db.models.expressions import Col
 
 from tenants.models import Tenant, Verification
@@ -91,26 +91,26 @@ def read(code: str) -> Verification | None:
 
 def _from_row(model: type[Model], values: Sequence[Any]) -> Any:
     fields = model._meta.concrete_fields
-    converted = [
-        _convert(field, value, _converters(connection.vendor, model, index))
-        for index, (field, value) in enumerate(zip(fields, values, strict=True))
-    ]
+    converted = []
+    for value, (column, converters) in zip(
+        values, _converters(connection.vendor, model), strict=True
+    ):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 @functools.cache
-def _converters(vendor: str, model: type[Model], index: int) -> tuple[Col, tuple[Any, ...]]:
-    field = model._meta.concrete_fields[index]
-    column = Col(model._meta.db_table, field)
-    found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-    return column, tuple(found)
-
-
-def _convert(field: Field, value: Any, converters: tuple[Col, tuple[Any, ...]]) -> Any:
-    column, functions = converters
-    for function in functions:
-        value = function(value, column, connection)
-    return value
+def _converters(vendor: str, model: type[Model]) -> list[tuple[Col, list[Any]]]:
+    """Per column of `model`, what the ORM applies to a value read from this vendor."""
+    found = []
+    for field in model._meta.concrete_fields:
+        column = Col(model._meta.db_table, field)
+        found.append(
+            (column, connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+        )
+    return found
 
 
 @functools.cache
