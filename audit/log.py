@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from mssp_portal import statements
 from mssp_portal.untrusted import for_log
 
 logger = logging.getLogger("mssp_portal.audit")
@@ -31,12 +32,11 @@ def record(
 ) -> AuditEvent:
     """Store one audit event and log it as one line."""
     clean = {str(key): for_log(value) for key, value in (detail or {}).items()}
-    event = AuditEvent.objects.create(
-        actor=actor,
-        action=action,
-        tenant_id=tenant_id or None,
-        outcome=outcome,
-        detail=clean,
+    # Written on every status change of a fleet's verification: a prepared INSERT.
+    event = statements.insert(
+        AuditEvent(
+            actor=actor, action=action, tenant_id=tenant_id or None, outcome=outcome, detail=clean
+        )
     )
     logger.info(
         "audit action=%s outcome=%s actor=%s tenant=%s correlation=%s detail=%s",
