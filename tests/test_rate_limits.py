@@ -13,10 +13,12 @@ import time_machine
 from django.core.cache import caches
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from consent.models import ConsentTicket
 from mssp_portal.addresses import client_address
+from mssp_portal.cache import AtomicDatabaseCache
 from tenants.models import Tenant
 from tests.conftest import NORTHWIND
 from tests.consent.helpers import make_invitation, success
@@ -172,6 +174,46 @@ def test_the_shared_count_loses_no_increment_under_concurrency():
         thread.join()
     assert errors == []
     assert cache.get("counter") == 200
+
+
+def _rows() -> dict[str, datetime]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key, expires FROM mssp_portal_cache")
+        return dict(cursor.fetchall())
+
+
+def test_add_stores_only_over_an_absent_or_expired_value_in_one_statement():
+    cache = AtomicDatabaseCache("mssp_portal_cache", {})
+    cache.add("warm-up", 0, 60)  # the first add of a process is the one that checks for culling
+
+    with CaptureQueriesContext(connection) as queries:
+        assert cache.add("rl:203.0.113.7", 0, 60) is True
+    assert len(queries) == 1
+    assert cache.add("rl:203.0.113.7", 5, 60) is False  # a live count is never reset
+    assert cache.get("rl:203.0.113.7") == 0
+    assert cache.incr("rl:203.0.113.7") == 1
+
+    with time_machine.travel(datetime(2026, 12, 3, 12, 1, 1, tzinfo=UTC), tick=False):
+        assert cache.get("rl:203.0.113.7") is None  # expired
+        assert cache.add("rl:203.0.113.7", 0, 60) is True  # the expired row is taken over
+        assert cache.get("rl:203.0.113.7") == 0
+        assert cache.add("rl:203.0.113.7", 9, 60) is False
+    assert cache.add("forever", "kept", None) is True
+    assert cache.get("forever") == "kept"
+
+
+def test_add_culls_expired_rows_past_max_entries():
+    filler = AtomicDatabaseCache("mssp_portal_cache", {})  # adds that never cull
+    for i in range(8):
+        filler.add(f"old-{i}", i, 1)
+    filler.add("live", 1, 3600)
+    assert len(_rows()) == 9
+    with time_machine.travel(datetime(2026, 12, 3, 12, 0, 5, tzinfo=UTC), tick=False):
+        fresh = AtomicDatabaseCache("mssp_portal_cache", {"OPTIONS": {"MAX_ENTRIES": 5}})
+        assert fresh.add("new", 1, 60) is True  # a fresh process's first add checks
+
+    keys = {key.split(":")[-1] for key in _rows()}
+    assert keys == {"live", "new"}
 
 
 @pytest.mark.parametrize(
