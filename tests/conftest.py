@@ -135,7 +135,14 @@ def browser() -> Iterator[object]:
     """Debian's Chromium driven by Playwright (Playwright's own browser download is not
     available here). It trusts the sandbox's CA by its key, as a browser with the CA
     installed would (the sign-in and consent pages are on the sandbox's https host), and
-    no other certificate error."""
+    no other certificate error.
+
+    While Playwright's sync API is open, its event loop is this thread's running loop, so
+    Django (asgiref's Local) keeps the thread's database connections in a store of their
+    own for as long as the browser lives. They are closed here, before the loop stops and
+    that store can no longer be reached; left open, one of them kept PostgreSQL from
+    dropping the test database at the end of the run."""
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     from entra_sandbox.testing import browser_trust_args
@@ -146,6 +153,7 @@ def browser() -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+        connections.close_all()
 
 
 @pytest.fixture
