@@ -10,8 +10,9 @@ carries) are sent with `--clients` of them in flight at once, each on a connecti
 own as separate browsers would; then as many requests for a trivial page of the same
 server (the staff sign-in page) the same way.
 
-Prints callbacks per second next to the trivial page's, p95 latency, 5xx answers, and
-lost consents (a ticket redeemed without a tenant, or a tenant without its first
+Prints callbacks per second next to the trivial page's, p95 latency, the CPU each request
+cost the portal (gunicorn's processes), PostgreSQL's server and this client (Linux /proc),
+5xx answers, and lost consents (a ticket redeemed without a tenant, or a tenant without its first
 verification), then waits for the worker and counts the tenants verified. Targets: ≥ 50 %
 of the trivial page's throughput, no 5xx, none lost, every tenant verified.
 The per-address rate limits are lifted (a campaign's customers come from N addresses;
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from verify_fleet import cpu_seconds  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,6 +67,58 @@ def fire(urls: list[str], clients: int) -> tuple[float, list[float], list[int]]:
     with ThreadPoolExecutor(max_workers=clients) as pool:
         results = list(pool.map(one, urls))
     return time.perf_counter() - started, [r[0] for r in results], [r[1] for r in results]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it exited meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds of the parts of the burst, per phase: the portal (gunicorn's master and
+    workers), PostgreSQL (the postmaster and every server process, a backend per kept
+    connection), the task worker, and this client (its request threads). A process that
+    started during a phase counts from zero."""
+
+    def __init__(self, web: int, postmaster: int, worker: subprocess.Popen | None) -> None:
+        self.web, self.postmaster, self.worker = web, postmaster, worker
+
+    def read(self) -> dict[str, dict[int, float]]:
+        parts = {
+            "portal": [self.web, *children(self.web)],
+            "postgres": [self.postmaster, *children(self.postmaster)],
+            "worker": [self.worker.pid] if self.worker else [],
+        }
+        reading = {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
+        times = os.times()
+        reading["client"] = {os.getpid(): times.user + times.system}
+        return reading
+
+    @staticmethod
+    def per_request_ms(before: dict, after: dict, requests: int) -> dict[str, float]:
+        return {
+            name: 1000 * sum(t - before[name].get(pid, 0.0) for pid, t in pids.items()) / requests
+            for name, pids in after.items()
+        }
+
+
+def postmaster_pid() -> int:
+    """The PostgreSQL server's main process: the parent of this connection's backend."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def p95(values: list[float]) -> float:
@@ -149,8 +204,14 @@ def main() -> int:
                 f"{base}/consent/callback/?admin_consent=True&tenant={tid}&state={state}"
                 for tid, state in states
             ]
+            meter = CpuMeter(web.pid, postmaster_pid(), worker)
+            before = meter.read()
             wall, latencies, statuses = fire(callbacks, args.clients)
+            between = meter.read()
             t_wall, _, t_statuses = fire([trivial] * len(callbacks), args.clients)
+            after = meter.read()
+            cpu = meter.per_request_ms(before, between, len(callbacks))
+            t_cpu = meter.per_request_ms(between, after, len(callbacks))
             if worker is None:
                 worker = subprocess.Popen(worker_command, env=env, cwd=ROOT)
 
@@ -191,10 +252,15 @@ def main() -> int:
     )
     p50_ms, p95_ms = 1000 * statistics.median(latencies), 1000 * p95(latencies)
     print(f"callback latency: p50 {p50_ms:.0f} ms, p95 {p95_ms:.0f} ms")
+    print("CPU per request (ms), callback / trivial page:")
+    for part in ("portal", "postgres", "worker", "client"):
+        print(f"  {part}: {cpu[part]:.2f} / {t_cpu[part]:.2f}")
     print(f"5xx: {errors}, lost consents: {lost}, tenants verified: {verified} of {len(callbacks)}")
     print(
         f"figures: callbacks_per_s={rate:.1f} trivial_per_s={t_rate:.1f} ratio={rate / t_rate:.2f} "
-        f"p95_ms={p95_ms:.0f} errors_5xx={errors} lost={lost} verified={verified}"
+        f"p95_ms={p95_ms:.0f} errors_5xx={errors} lost={lost} verified={verified} "
+        f"cpu_ms_portal={cpu['portal']:.2f} cpu_ms_postgres={cpu['postgres']:.2f} "
+        f"cpu_ms_portal_trivial={t_cpu['portal']:.2f}"
     )
     ok = rate >= 0.5 * t_rate and errors == 0 and lost == 0 and verified == len(callbacks)
     return 0 if ok else 1

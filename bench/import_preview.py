@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.verify_fleet import _cpu_seconds, configure_django, scenario  # noqa: E402
+from bench.verify_fleet import configure_django, cpu_seconds, scenario  # noqa: E402
 
 
 def generate(rows: int, tenant_ids: list[str]) -> tuple[bytes, int]:
@@ -85,11 +85,11 @@ def main() -> int:
         sb.control.reset_counters()
 
         started, cpu_started = time.perf_counter(), time.process_time()
-        sandbox_cpu_started = _cpu_seconds(sb.process.pid)
+        sandbox_cpu_started = cpu_seconds(sb.process.pid)
         preview = imports.preview(data, filename="bench.csv", workers=args.workers)
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
-        sandbox_cpu = _cpu_seconds(sb.process.pid) - sandbox_cpu_started
+        sandbox_cpu = cpu_seconds(sb.process.pid) - sandbox_cpu_started
         counters = sb.control.counters()["by_kind"]
 
     verdicts = Counter(row.verdict for row in preview.rows)

@@ -133,7 +133,7 @@ def configure_django(env: dict[str, str], database_url: str, concurrency: int) -
     django.setup()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (Linux /proc), 0 where unavailable."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -153,7 +153,7 @@ class Workers:
         self.env = {**os.environ, "VERIFY_CONCURRENCY": str(max(1, concurrency // count))}
         self.processes = [self._spawn(i) for i in range(count - 1)]
         self._wait_idle()
-        self.cpu_at_start = {p.pid: _cpu_seconds(p.pid) for p in self.processes}
+        self.cpu_at_start = {p.pid: cpu_seconds(p.pid) for p in self.processes}
         self.cpu = 0.0
         self.late_at = 0.0
 
@@ -167,7 +167,7 @@ class Workers:
         last = -1.0
         while True:
             time.sleep(0.5)
-            now = sum(_cpu_seconds(p.pid) for p in self.processes)
+            now = sum(cpu_seconds(p.pid) for p in self.processes)
             if now - last < 0.05 * max(len(self.processes), 1):
                 return
             last = now
@@ -192,7 +192,7 @@ class Workers:
                 self.cpu_at_start[late.pid] = 0.0
                 self.late_at = time.perf_counter() - started
             time.sleep(0.05)
-        self.cpu = sum(_cpu_seconds(p.pid) - self.cpu_at_start[p.pid] for p in self.processes)
+        self.cpu = sum(cpu_seconds(p.pid) - self.cpu_at_start[p.pid] for p in self.processes)
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
@@ -302,7 +302,7 @@ def main() -> int:
         profiles = _start_profiling() if args.cprofile else None
         workers = Workers(args.workers, args.concurrency) if args.workers else None
         started, cpu_started = time.perf_counter(), time.process_time()
-        sandbox_cpu_started = _cpu_seconds(sb.process.pid)
+        sandbox_cpu_started = cpu_seconds(sb.process.pid)
         late = ""
         if workers is not None:
             late = workers.run(codes, started)
@@ -313,7 +313,7 @@ def main() -> int:
         cpu = time.process_time() - cpu_started
         if workers is not None:  # the workers' CPU, not this process's polling
             cpu = workers.cpu
-        sandbox_cpu = _cpu_seconds(sb.process.pid) - sandbox_cpu_started
+        sandbox_cpu = cpu_seconds(sb.process.pid) - sandbox_cpu_started
         if profiles is not None:
             _print_profile(profiles, args.cprofile, workdir / "verify.pstats")
 
