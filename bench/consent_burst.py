@@ -69,18 +69,22 @@ def fire(urls: list[str], clients: int) -> tuple[float, list[float], list[int]]:
     return time.perf_counter() - started, [r[0] for r in results], [r[1] for r in results]
 
 
+def parent(pid: int) -> int | None:
+    """The parent of a process (Linux /proc), None if it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue  # it exited meanwhile
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    """The processes whose parent is `pid`."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and parent(int(entry.name)) == pid
+    ]
 
 
 class CpuMeter:
@@ -118,7 +122,10 @@ def postmaster_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    postmaster = parent(backend)
+    if postmaster is None:
+        raise SystemExit("cannot read PostgreSQL's processes (not on this machine?)")
+    return postmaster
 
 
 def p95(values: list[float]) -> float:
