@@ -221,6 +221,11 @@ class Invitation(models.Model):
         indexes = [
             # The invitations list: by status, soonest expiry first.
             models.Index(fields=["status", "expires_at"], name="invitation_status_idx"),
+            # Every look-up by the tenant an invitation is bound to: the consent callback's
+            # revoking of the other open links, the link to send again, the rule of one
+            # usable invitation per tenant, imports and staff scoping. Without it each was
+            # a scan of every invitation ever made.
+            models.Index(fields=["expected_tenant_id"], name="invitation_expected_idx"),
         ]
 
     def __str__(self) -> str:
