@@ -106,7 +106,13 @@ def _attnames(model: type[Model]) -> list[str]:
 
 @functools.cache
 def _converters(vendor: str, model: type[Model]) -> list[tuple[Col, list[Any]]]:
-    """Per column of `model`, what the ORM applies to a value read from this vendor."""
+    """Per column of `model`, what the ORM applies to a value read from this vendor.
+
+    Cached per vendor, not per connection (threads come and go with every batch): the
+    backend's converters stay bound to the operations of the connection that built the
+    list, and every caller passes its own connection in. That holds because they read only
+    settings through their own (the time zone); one that needed an open connection of its
+    own would need this cache keyed differently."""
     found = []
     for field in model._meta.concrete_fields:
         column = Col(model._meta.db_table, field)
