@@ -180,6 +180,10 @@ VERIFY_STALE_INTERVAL = env.int("VERIFY_STALE_INTERVAL", default=900)
 # `manage.py run_scheduler`: seconds between ticks; verifications per worker task.
 VERIFY_SCHEDULER_TICK = env.int("VERIFY_SCHEDULER_TICK", default=60)
 VERIFY_BATCH_SIZE = env.int("VERIFY_BATCH_SIZE", default=200)
+# For this many seconds from its start, a worker's batch whose threads run out of their own
+# verifications takes queued ones of other batches while any of its threads is still busy;
+# after that it lets its task end, so the worker's other tasks (notifications) get a turn.
+VERIFY_HELP_SECONDS = env.int("VERIFY_HELP_SECONDS", default=60)
 
 TASKS = {
     "default": {

@@ -41,7 +41,9 @@ def reverify(tenant: Tenant, *, actor: str) -> bool:
     return created
 
 
-@task()
+# One verification that somebody waits for (a customer on the landing page, staff on the
+# tenant page): the worker takes it before the scheduler's batches still queued.
+@task(priority=10)
 def verify_tenant(verification_code: str) -> None:
     from tenants.verification.runner import run_verification
 
@@ -51,7 +53,8 @@ def verify_tenant(verification_code: str) -> None:
 @task()
 def verify_batch(verification_codes: list[str]) -> None:
     """Many verifications in one task, run in parallel (VERIFY_CONCURRENCY threads): the
-    worker runs one task at a time, so a fleet goes through here."""
+    worker runs one task at a time, so a fleet goes through here. Threads that finish early
+    take queued verifications of other batches while a slow one of this batch runs."""
     from tenants.verification.runner import run_batch
 
-    run_batch(verification_codes)
+    run_batch(verification_codes, help_others=True)

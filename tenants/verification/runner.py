@@ -8,7 +8,8 @@ worker that was presumed dead cannot overwrite the result of the one that took o
 
 `run_batch(codes)` runs many with a bounded thread pool (VERIFY_CONCURRENCY): each tenant's
 waits (latency, Retry-After) overlap with the others', and a throttled tenant holds one
-thread for a bounded time, not the batch.
+thread for a bounded time, not the batch. In the task worker's batches, a thread with nothing
+left of its own batch takes queued verifications of other batches while the slow one runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db.models import Case, When
 from django.utils import timezone
 
 from audit.log import record
@@ -135,8 +137,11 @@ def _reconnecting(call: Callable[[], Any], sleep: Callable[[float], None] = time
     raise AssertionError("unreachable")
 
 
-def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Verification | None]:
-    """Run verifications in parallel, at most `concurrency` (VERIFY_CONCURRENCY) at once.
+def run_batch(
+    codes: Sequence[str], concurrency: int | None = None, *, help_others: bool = False
+) -> list[Verification | None]:
+    """Run verifications in parallel, at most `concurrency` (VERIFY_CONCURRENCY) at once;
+    returns them in the order of `codes`.
 
     A platform fault (managed identity, federated credential) is the MSSP's and the same for
     every tenant: once one verification of the batch meets it, the rest are not sent to
@@ -148,6 +153,15 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
     connection per verification was a tenth of its CPU, more on PostgreSQL), drops it as
     soon as it is broken (a database restart: the next verification connects again), and
     closes it before the batch returns.
+
+    `help_others` (the task worker's batches): a thread that has run out of this batch's
+    verifications while another thread is still busy takes a queued verification of
+    another batch instead of waiting idle (one somebody waits for first), for
+    VERIFY_HELP_SECONDS from the batch's start; then the task ends as soon as what runs has
+    finished, and the worker's other tasks, notifications among them, get their turn. One
+    slow tenant (a hanging API, Retry-After, a consent still propagating) then holds one
+    thread, not the batch's others and the worker with them. Claims are conditional, so
+    the batch a taken verification belongs to finds it done and skips it.
     """
     codes = [str(c) for c in codes]
     if not codes:
@@ -162,16 +176,22 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
     # one to resolve (one opened meanwhile is resolved by the next batch's first success).
     alerts_open = PlatformAlert.objects.open().exists()
     results: list[Verification | None] = [None] * len(codes)
+    running = [0]  # verifications this batch's threads run now, its own and taken ones
+    help_until = time.monotonic() + settings.VERIFY_HELP_SECONDS
+    tried = set(codes)
+    lock = threading.Lock()
 
-    def one(index: int) -> None:
-        code = codes[index]
-        if fault:
-            results[index] = _hold_back(code, fault[0], Outcome.PLATFORM_ERROR)
-            return
-        if len(unreachable) >= UNREACHABLE_HOLD_BACK and not reached:
-            results[index] = _hold_back(code, unreachable[0], Outcome.TRANSIENT)
-            return
-        verification = _run_in_thread(code, resolve_alerts=alerts_open)
+    def holding_back() -> bool:
+        return bool(fault) or (len(unreachable) >= UNREACHABLE_HOLD_BACK and not reached)
+
+    def run(code: str) -> Verification | None:
+        with lock:
+            running[0] += 1
+        try:
+            verification = _run_in_thread(code, resolve_alerts=alerts_open)
+        finally:
+            with lock:
+                running[0] -= 1
         if verification is not None:
             if verification.outcome == Outcome.PLATFORM_ERROR:
                 fault.append(verification)
@@ -179,13 +199,38 @@ def run_batch(codes: Sequence[str], concurrency: int | None = None) -> list[Veri
                 unreachable.append(verification)
             else:
                 reached.append(True)
-        results[index] = verification
+        return verification
+
+    def one(index: int) -> None:
+        code = codes[index]
+        if fault:
+            results[index] = _hold_back(code, fault[0], Outcome.PLATFORM_ERROR)
+        elif holding_back():
+            results[index] = _hold_back(code, unreachable[0], Outcome.TRANSIENT)
+        else:
+            results[index] = run(code)
+
+    def help_out() -> bool:
+        """Run one queued verification of another batch while another thread of this one
+        is still busy; False when nothing runs, there is none to take, the batch has helped
+        for VERIFY_HELP_SECONDS, or it met a fault."""
+        with lock:
+            if not running[0] or time.monotonic() > help_until or holding_back():
+                return False
+            exclude = list(tried)
+        code = _next_queued(exclude)
+        if code is None:
+            return False
+        with lock:
+            tried.add(code)
+        run(code)  # None if another worker claimed it first: the next one is asked for
+        return True
 
     start = 0
     if alerts_open:
         _in_threads([0], one, 1)
         start = 1
-    _in_threads(range(start, len(codes)), one, workers)
+    _in_threads(range(start, len(codes)), one, workers, help_out if help_others else None)
     if unreachable and not reached and not fault and len(codes) > 1:
         _raise_unreachable_alert(unreachable[0], len(codes))
     return results
@@ -229,9 +274,15 @@ def _raise_unreachable_alert(verification: Verification, count: int) -> None:
         )
 
 
-def _in_threads(indexes: Iterable[int], one: Callable[[int], None], workers: int) -> None:
-    """Call `one` for every index from `workers` threads; each thread's database connection
-    lives as long as the thread, and is closed when it ends."""
+def _in_threads(
+    indexes: Iterable[int],
+    one: Callable[[int], None],
+    workers: int,
+    more: Callable[[], bool] | None = None,
+) -> None:
+    """Call `one` for every index from `workers` threads; a thread with no index left then
+    calls `more` until it returns False. Each thread's database connection lives as long as
+    the thread, and is closed when it ends."""
     pending = iter(indexes)
     lock = threading.Lock()
 
@@ -241,8 +292,10 @@ def _in_threads(indexes: Iterable[int], one: Callable[[int], None], workers: int
                 with lock:
                     index = next(pending, None)
                 if index is None:
-                    return
+                    break
                 one(index)
+                _drop_broken_connections()
+            while more is not None and more():
                 _drop_broken_connections()
         finally:
             connections.close_all()
@@ -269,6 +322,25 @@ def _drop_broken_connections() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+def _next_queued(exclude: Sequence[str]) -> str | None:
+    """The queued verification not in `exclude` to run next: one somebody waits for (a
+    consent, a staff request) before the scheduler's, then the oldest. None when there is
+    none, or when the database cannot be asked (helping out never fails a batch)."""
+    scheduled_last = Case(When(trigger=Verification.Trigger.SCHEDULE, then=1), default=0)
+    try:
+        code = (
+            Verification.objects.filter(state=Verification.State.QUEUED)
+            .exclude(code__in=exclude)
+            .order_by(scheduled_last, "created_at")
+            .values_list("code", flat=True)
+            .first()
+        )
+    except (OperationalError, InterfaceError):
+        _drop_broken_connections()
+        return None
+    return None if code is None else str(code)
 
 
 def _hold_back(code: str, fault: Verification, outcome: str) -> Verification | None:

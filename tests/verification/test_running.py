@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,9 +19,9 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from mssp_portal import identity
 from tenants.models import Tenant, Verification
-from tenants.tasks import enqueue_verification
+from tenants.tasks import enqueue_verification, verify_batch, verify_tenant
 from tenants.verification import runner, scheduler
-from tests.conftest import ADATUM, NORTHWIND, TAILSPIN, WOODGROVE
+from tests.conftest import ADATUM, LITWARE, NORTHWIND, TAILSPIN, WOODGROVE
 
 Outcome = Verification.Outcome
 
@@ -142,6 +143,113 @@ def test_a_batch_verifies_a_fleet_in_parallel(sandbox, consent, make_tenant):
     # The runs overlapped, and shared one assertion: one managed-identity request.
     assert max(v.started_at for v in finished) < min(v.finished_at for v in finished)
     assert sandbox.control.counters()["by_kind"]["mi"] == 1
+
+
+def _two_batches_one_hanging(sandbox, consent, make_tenant, settings) -> tuple[list, list]:
+    """Batch one: Northwind, whose token request hangs until the test clears the sandbox's
+    faults, and Tailspin; batch two, queued: Woodgrove and Litware; then, queued last, a
+    consent's verification of Adatum."""
+    settings.VERIFY_HTTP_TIMEOUT = 120  # the hang ends when the test releases it
+    tenants = []
+    for tid in (NORTHWIND, TAILSPIN, WOODGROVE, LITWARE, ADATUM):
+        consent(tid)
+        tenants.append(make_tenant(tid, "graph-reporting"))
+    sandbox.control.add_fault(target="token", tenant=NORTHWIND, hang=True, count=1)
+    codes = [
+        str(t.request_verification(Verification.Trigger.SCHEDULE)[0].code) for t in tenants[:4]
+    ]
+    codes.append(str(tenants[4].request_verification(Verification.Trigger.CONSENT)[0].code))
+    return codes[:2], codes[2:]
+
+
+def _in_background(run) -> threading.Thread:
+    def target() -> None:
+        try:
+            run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert thread.is_alive(), "the batch ended before the condition held"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _done(codes: list[str]) -> int:
+    return Verification.objects.filter(code__in=codes, state=Verification.State.DONE).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_batch_takes_queued_verifications_while_its_slow_one_runs(
+    sandbox, consent, make_tenant, settings
+):
+    settings.VERIFY_CONCURRENCY = 2
+    batch, other_batch = _two_batches_one_hanging(sandbox, consent, make_tenant, settings)
+
+    # The task the worker runs for a batch (the scheduler hands rounds over as these).
+    thread = _in_background(lambda: verify_batch.call(batch))
+    # Tailspin's thread, done with its own, verifies the others while Northwind hangs.
+    _wait_for(lambda: _done(other_batch) == 3, thread)
+    assert Verification.objects.get(code=batch[0]).state == Verification.State.RUNNING
+    sandbox.control.clear_faults()
+    thread.join(60)
+
+    mine = Verification.objects.filter(code__in=batch)
+    assert {(v.outcome, v.attempts) for v in mine} == {(Outcome.VERIFIED, 1)}
+    # Their own tasks find nothing left to do: each verified once.
+    assert runner.run_batch(other_batch, concurrency=2) == [None, None, None]
+    taken = Verification.objects.filter(code__in=other_batch).order_by("started_at")
+    assert {(v.outcome, v.attempts) for v in taken} == {(Outcome.VERIFIED, 1)}
+    # The consent's, queued last, was taken first: a customer is waiting for it.
+    assert taken[0].trigger == Verification.Trigger.CONSENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_stops_taking_others_after_its_help_seconds(
+    sandbox, consent, make_tenant, settings
+):
+    # So that the worker's other tasks (notifications) are not held up by one long batch.
+    settings.VERIFY_CONCURRENCY, settings.VERIFY_HELP_SECONDS = 2, 0
+    batch, other_batch = _two_batches_one_hanging(sandbox, consent, make_tenant, settings)
+
+    thread = _in_background(lambda: verify_batch.call(batch))
+    _wait_for(lambda: _done(batch[1:]) == 1, thread)
+    sandbox.control.clear_faults()
+    thread.join(60)
+
+    assert _done(batch) == 2
+    assert _done(other_batch) == 0
+
+
+def test_a_verification_somebody_waits_for_is_taken_before_the_rounds_batches(db):
+    verify_batch.enqueue(["00000000-0000-4000-8000-000000000001"])
+    verify_tenant.enqueue("00000000-0000-4000-8000-000000000002")
+
+    first = DBTaskResult.objects.ready().first()
+
+    assert first.task_path == "tenants.tasks.verify_tenant"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_batches_keep_to_their_own_verifications(sandbox, consent, make_tenant, settings):
+    # verify_tenants and the bench run their batch and nothing else.
+    batch, other_batch = _two_batches_one_hanging(sandbox, consent, make_tenant, settings)
+
+    finished: list = []
+    thread = _in_background(lambda: finished.extend(runner.run_batch(batch, concurrency=2)))
+    _wait_for(lambda: _done(batch[1:]) == 1, thread)
+    sandbox.control.clear_faults()
+    thread.join(60)
+
+    assert [v.outcome for v in finished] == [Outcome.VERIFIED, Outcome.VERIFIED]
+    assert _done(other_batch) == 0
 
 
 def test_the_scheduler_queues_due_tenants_in_batches(make_tenant, settings):
