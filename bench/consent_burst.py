@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from verify_fleet import cpu_seconds  # noqa: E402
+from verify_fleet import cpu_seconds, parent_pid  # noqa: E402
 
 
 def free_port() -> int:
@@ -69,21 +69,12 @@ def fire(urls: list[str], clients: int) -> tuple[float, list[float], list[int]]:
     return time.perf_counter() - started, [r[0] for r in results], [r[1] for r in results]
 
 
-def parent(pid: int) -> int | None:
-    """The parent of a process (Linux /proc), None if it has exited."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid`."""
     return [
         int(entry.name)
         for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and parent(int(entry.name)) == pid
+        if entry.name.isdigit() and parent_pid(int(entry.name)) == pid
     ]
 
 
@@ -122,7 +113,7 @@ def postmaster_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    postmaster = parent(backend)
+    postmaster = parent_pid(backend)
     if postmaster is None:
         raise SystemExit("cannot read PostgreSQL's processes (not on this machine?)")
     return postmaster
